@@ -1,0 +1,38 @@
+# HCP Twin — set up, simulate, test. Needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCENARIO ?= scenarios/baseline.yaml
+OUT ?= results/baseline
+
+.PHONY: setup run test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python run.py simulate $(SCENARIO) --out $(OUT)
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python benchmarks/prd_scale_day.py
+	$(BIN)/python benchmarks/baseline_year.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .ruff_cache .mypy_cache

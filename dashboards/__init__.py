@@ -1,0 +1,1 @@
+"""Streamlit dashboards: read results or the API; hold no model logic."""

@@ -1,0 +1,1 @@
+"""Signal sources: synthetic generators, loaders for real history, bundled real data."""

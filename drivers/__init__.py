@@ -1,0 +1,1 @@
+"""The hands: the only way the controller touches hardware (simulated, pyasic, NVML)."""

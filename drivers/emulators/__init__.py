@@ -1,0 +1,1 @@
+"""Emulated hardware: virtual miners speaking firmware APIs on loopback, fake NVML."""

@@ -1,0 +1,249 @@
+"""Simulated drivers backed by the fleet arrays of :mod:`models.fleet`.
+
+They implement :class:`drivers.base.AsicDriver` and :class:`drivers.base.GpuDriver` the way
+a real driver would: carry out each command, read the arrays back, and mark a command
+verified only when the devices now match it (for example, asking for more hashing miners
+than are healthy leaves ``verified=False`` with the reason). Commands take effect at
+``clock()`` [s], the simulation time (``env.now``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from drivers.base import (
+    ApplyResult,
+    AsicCommand,
+    AsicReadings,
+    Capabilities,
+    CommandResult,
+    DeviceClass,
+    DriverClosedError,
+    GpuCommand,
+    GpuReadings,
+)
+from models.fleet import (
+    ACTIVE,
+    FAILED,
+    N_GPU_USES,
+    AsicFleet,
+    FleetError,
+    GpuFleet,
+    GpuHealth,
+    GpuUse,
+)
+
+FRACTION_TOLERANCE = 1e-6
+"""Relative tolerance when reading back a power fraction stored as float32 [-]."""
+
+
+class SimAsicDriver:
+    """ASIC driver over an :class:`models.fleet.AsicFleet`; commands address classes."""
+
+    def __init__(self, fleet: AsicFleet, clock: Callable[[], float]) -> None:
+        self.fleet = fleet
+        self.clock = clock
+        self._closed = False
+
+    def discover(self) -> tuple[DeviceClass, ...]:
+        """One :class:`DeviceClass` per (facility, model) class of the fleet."""
+        self._check_open()
+        fleet = self.fleet
+        classes = []
+        for class_id in range(fleet.n_classes):
+            spec = fleet.models[fleet.class_model[class_id]]
+            rows = fleet.class_slice(class_id)
+            capabilities = Capabilities(
+                can_sleep=True,
+                can_resume=True,
+                can_set_power_limit=True,
+                min_power_fraction=spec.min_power_fraction,
+            )
+            classes.append(
+                DeviceClass(
+                    "asic",
+                    int(fleet.class_facility[class_id]),
+                    spec.model_id,
+                    rows.stop - rows.start,
+                    capabilities,
+                )
+            )
+        return tuple(classes)
+
+    def read(self) -> AsicReadings:
+        """A copy of the fleet's columns at ``clock()``."""
+        self._check_open()
+        fleet = self.fleet
+        return AsicReadings(
+            t_s=float(self.clock()),
+            model_ids=tuple(spec.model_id for spec in fleet.models),
+            facility=fleet.facility.copy(),
+            model=fleet.model.copy(),
+            state=fleet.state.copy(),
+            power_fraction=fleet.power_fraction.copy(),
+            power_w=fleet.power_w.copy(),
+            hashrate_ths=fleet.hashrate_ths.copy(),
+            temp_c=fleet.temp_c.copy(),
+        )
+
+    def apply(self, commands: Sequence[AsicCommand]) -> ApplyResult:
+        """Carry out each command at ``clock()``: power target first (so waking miners ramp
+        to it), then the active count; read back and verify."""
+        self._check_open()
+        t_s = float(self.clock())
+        return ApplyResult(tuple(self._apply_one(c, t_s) for c in commands), t_s)
+
+    def close(self) -> None:
+        """Mark the driver closed (nothing to release in simulation)."""
+        self._closed = True
+
+    def _apply_one(self, command: AsicCommand, t_s: float) -> CommandResult:
+        fleet = self.fleet
+        changed = 0
+        try:
+            class_id = fleet.class_index(command.facility, command.model_id)
+            if command.power_fraction is not None:
+                fleet.set_power_fraction(
+                    command.facility, command.model_id, command.power_fraction, t_s
+                )
+            if command.active_count is not None:
+                changed = fleet.set_active_count(
+                    command.facility, command.model_id, command.active_count, t_s
+                )
+        except FleetError as error:
+            return CommandResult(command, False, str(error), changed)
+
+        rows = fleet.class_slice(class_id)
+        reasons = []
+        if command.active_count is not None:
+            state = fleet.state[rows]
+            active = int(np.count_nonzero(state == ACTIVE))
+            if active != command.active_count:
+                failed = int(np.count_nonzero(state == FAILED))
+                reasons.append(
+                    f"asked for {command.active_count} hashing, {active} are: "
+                    f"{state.size - failed} healthy of {state.size} ({failed} failed)"
+                )
+        if command.power_fraction is not None:
+            fractions = fleet.power_fraction[rows]
+            if fractions.size and not np.allclose(
+                fractions, command.power_fraction, rtol=FRACTION_TOLERANCE, atol=0.0
+            ):
+                reasons.append(
+                    f"asked for power_fraction {command.power_fraction}, reads back "
+                    f"{float(fractions.min()):.6g}-{float(fractions.max()):.6g} "
+                    f"(allowed [{fleet.models[fleet.class_model[class_id]].min_power_fraction}, 1])"
+                )
+        return CommandResult(command, not reasons, "; ".join(reasons), changed)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DriverClosedError("SimAsicDriver: used after close()")
+
+
+class SimGpuDriver:
+    """GPU driver over a :class:`models.fleet.GpuFleet`; commands address pools."""
+
+    def __init__(self, fleet: GpuFleet, clock: Callable[[], float]) -> None:
+        self.fleet = fleet
+        self.clock = clock
+        self._closed = False
+
+    def discover(self) -> tuple[DeviceClass, ...]:
+        """One :class:`DeviceClass` per (facility, type) pool of the fleet."""
+        self._check_open()
+        fleet = self.fleet
+        pools = []
+        for pool in range(fleet.n_pools):
+            spec = fleet.types[fleet.pool_type[pool]]
+            rows = fleet.pool_slice(pool)
+            capabilities = Capabilities(
+                can_sleep=True,
+                can_resume=True,
+                can_set_power_limit=True,
+                can_assign_uses=True,
+                min_power_fraction=spec.min_power_fraction,
+            )
+            pools.append(
+                DeviceClass(
+                    "gpu",
+                    int(fleet.pool_facility[pool]),
+                    spec.type_id,
+                    rows.stop - rows.start,
+                    capabilities,
+                )
+            )
+        return tuple(pools)
+
+    def read(self) -> GpuReadings:
+        """A copy of the fleet's columns at ``clock()``."""
+        self._check_open()
+        fleet = self.fleet
+        return GpuReadings(
+            t_s=float(self.clock()),
+            type_ids=tuple(spec.type_id for spec in fleet.types),
+            facility=fleet.facility.copy(),
+            type=fleet.type.copy(),
+            node=fleet.node.copy(),
+            state=fleet.state.copy(),
+            use=fleet.use.copy(),
+            power_limit_fraction=fleet.power_limit_fraction.copy(),
+            power_w=fleet.power_w.copy(),
+            util=fleet.util.copy(),
+            temp_c=fleet.temp_c.copy(),
+        )
+
+    def apply(self, commands: Sequence[GpuCommand]) -> ApplyResult:
+        """Carry out each command at ``clock()`` (power cap, then use labels); read back and
+        verify."""
+        self._check_open()
+        t_s = float(self.clock())
+        return ApplyResult(tuple(self._apply_one(c) for c in commands), t_s)
+
+    def close(self) -> None:
+        """Mark the driver closed (nothing to release in simulation)."""
+        self._closed = True
+
+    def _apply_one(self, command: GpuCommand) -> CommandResult:
+        fleet = self.fleet
+        try:
+            pool = fleet.pool_index(command.facility, command.type_id)
+            rows = fleet.pool_slice(pool)
+            uses_before = fleet.use[rows].copy()
+            if command.power_limit_fraction is not None:
+                fleet.set_power_limit(pool, command.power_limit_fraction)
+            assignment = None
+            if command.uses is not None:
+                assignment = fleet.apply_uses(pool, command.uses)
+        except FleetError as error:
+            return CommandResult(command, False, str(error))
+
+        reasons = []
+        changed = int(np.count_nonzero(fleet.use[rows] != uses_before))
+        if assignment is not None:
+            healthy = fleet.state[rows] == GpuHealth.OK
+            read_back = np.bincount(fleet.use[rows][healthy], minlength=N_GPU_USES)
+            asked = np.array(assignment.requested)
+            labelled = np.arange(N_GPU_USES) != GpuUse.IDLE
+            if np.any(read_back[labelled] != asked[labelled]):
+                reasons.append(
+                    f"asked for {int(asked.sum())} GPUs in uses, {int(healthy.sum())} healthy "
+                    f"of {healthy.size}: short by {assignment.shortfall}"
+                )
+        if command.power_limit_fraction is not None:
+            limits = fleet.power_limit_fraction[rows]
+            if limits.size and not np.allclose(
+                limits, command.power_limit_fraction, rtol=FRACTION_TOLERANCE, atol=0.0
+            ):
+                spec = fleet.types[fleet.pool_type[pool]]
+                reasons.append(
+                    f"asked for power_limit_fraction {command.power_limit_fraction}, reads "
+                    f"back {float(limits.min()):.6g} (allowed [{spec.min_power_fraction}, 1])"
+                )
+        return CommandResult(command, not reasons, "; ".join(reasons), changed)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DriverClosedError("SimGpuDriver: used after close()")

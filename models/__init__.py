@@ -1,0 +1,1 @@
+"""The world: hardware, fleets, facilities, grid, market and workloads; pure, vectorized, seeded."""

@@ -1,0 +1,98 @@
+"""Waiting jobs, grouped into classes of interchangeable requests.
+
+Jobs of one class (same workload type, GPU type and size) can run on the same pools and
+need the same room, so if the head of a class does not fit anywhere, no member does. The
+scheduler therefore only looks at class heads: placing work after a completion costs
+O(classes), not O(waiting jobs). Within a class jobs wait in submission order (a heap on
+``(submit_s, row)``, so a preempted job regains its place).
+
+A later fair-share scheduler can replace a class's single heap with one heap per customer
+behind the same ``head``/``pop``/``push`` methods.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+ClassKey = tuple[int, int, float]
+"""(workload type code, GPU type index or -1, units asked for [GPUs or TH/s])."""
+
+
+@dataclass(slots=True)
+class QueueClass:
+    """Waiting jobs with one request shape.
+
+    Attributes:
+        type_code: workload type code.
+        gpu_type: GPU type index (-1: any; mining: -1).
+        units: room each job needs [GPUs or TH/s].
+        priority: the type's priority number (1 first).
+        pools: indices of the pools these jobs may run on.
+        pool_set: ``pools`` as a set for membership tests.
+        heap: ``(submit_s, row)`` of the waiting jobs.
+    """
+
+    type_code: int
+    gpu_type: int
+    units: float
+    priority: int
+    pools: tuple[int, ...]
+    pool_set: frozenset[int] = field(default_factory=frozenset)
+    heap: list[tuple[float, int]] = field(default_factory=list)
+
+    def head(self) -> tuple[float, int]:
+        """``(submit_s, row)`` of the first job in line."""
+        return self.heap[0]
+
+
+class WaitingQueues:
+    """All waiting jobs, by class, with running totals per workload type."""
+
+    def __init__(self, type_count: int) -> None:
+        self._classes: dict[ClassKey, QueueClass] = {}
+        self.total = 0
+        """Waiting jobs [-]."""
+        self.jobs_by_type = [0] * type_count
+        self.units_by_type = [0.0] * type_count
+        """Units asked for by waiting jobs, per type [GPUs or TH/s]."""
+
+    def __len__(self) -> int:
+        return self.total
+
+    def push(
+        self,
+        row: int,
+        submit_s: float,
+        type_code: int,
+        gpu_type: int,
+        units: float,
+        priority: int,
+        pools: tuple[int, ...],
+    ) -> None:
+        """Put a job in line (its class is created on first use)."""
+        key = (type_code, gpu_type, units)
+        queue = self._classes.get(key)
+        if queue is None:
+            queue = QueueClass(type_code, gpu_type, units, priority, pools, frozenset(pools))
+            self._classes[key] = queue
+        heapq.heappush(queue.heap, (submit_s, row))
+        self.total += 1
+        self.jobs_by_type[type_code] += 1
+        self.units_by_type[type_code] += units
+
+    def pop(self, queue: QueueClass) -> int:
+        """Remove and return the row of the head of ``queue``."""
+        _submit_s, row = heapq.heappop(queue.heap)
+        self.total -= 1
+        self.jobs_by_type[queue.type_code] -= 1
+        self.units_by_type[queue.type_code] -= queue.units
+        return row
+
+    def nonempty(self) -> list[QueueClass]:
+        """Classes with at least one waiting job, in a fixed (creation) order."""
+        return [queue for queue in self._classes.values() if queue.heap]
+
+    def rows(self) -> list[int]:
+        """Rows of all waiting jobs (for audits)."""
+        return [row for queue in self._classes.values() for _t, row in queue.heap]

@@ -1,0 +1,1 @@
+"""The runtime that composes models, optimizer, drivers and signals into a runnable twin."""

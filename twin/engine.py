@@ -1,0 +1,192 @@
+"""Build a runnable twin from a scenario: signals, models, drivers, policy, control loop.
+
+``build(scenario)`` wires everything for sim mode on a ``simpy.Environment``: the control
+loop is one SimPy process that ticks every dispatch interval (observe -> decide -> act ->
+record, see twin.controller). Devices are numpy arrays, never processes; jobs are events
+inside the scheduler's interval sweep, so a million workloads a day cost heap operations,
+not SimPy processes. Live mode (a later layer) swaps in ``simpy.rt.RealtimeEnvironment`` and
+real drivers around the same controller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import simpy
+
+from datasets import sources
+from drivers.sim import SimAsicDriver, SimGpuDriver
+from models.fleet import AsicFleet, GpuFleet
+from models.grid import Grid
+from models.market import Market
+from models.workloads import JobTable, WorkloadGenerator, make_customers
+from optimizer.policies import Policy, make_policy
+from optimizer.scheduler import Scheduler
+from twin.controller import Controller, World, build_pools
+from twin.kpis import compute_kpis, dump_kpis
+from twin.recorder import Recorder, run_metadata
+from twin.rng import spawn_generators
+from twin.scenario import Scenario
+
+
+def build_world(scenario: Scenario) -> World:
+    """Signals and models for ``scenario``, seeded from its seed (no SimPy here)."""
+    rngs = spawn_generators(scenario.seed)
+    start = scenario.start
+    step_s = float(scenario.dispatch_interval_s)
+    # one extra interval so the last step can look at its end time
+    n_steps = scenario.interval_count + 1
+    settlement_points = sorted({f.settlement_point for f in scenario.facilities})
+
+    market_cfg, grid_cfg = scenario.market, scenario.grid
+    prices = sources.price_signals(
+        grid_cfg.prices, settlement_points, start, n_steps, step_s, rngs["prices"]
+    )
+    ancillary = sources.ancillary_signals(
+        grid_cfg.ancillary, start, n_steps, step_s, rngs["ancillary"]
+    )
+    market = Market(
+        market_cfg,
+        start,
+        btc_price=sources.btc_price_signal(
+            market_cfg.btc_price, start, n_steps, step_s, rngs["btc_price"]
+        ),
+        network_hashrate_ehs=sources.network_hashrate_signal(
+            market_cfg.network_hashrate, start, n_steps, step_s, rngs["network_hashrate"]
+        ),
+        fees_btc_per_block=sources.fee_signal(
+            market_cfg.fees, start, n_steps, step_s, rngs["fees"]
+        ),
+        gpu_rental_multiplier=sources.gpu_rental_signal(
+            market_cfg.gpu_rental, start, n_steps, step_s, rngs["gpu_rental"]
+        ),
+        rng=rngs["blocks"],
+    )
+    facility_ids = [f.id for f in scenario.facilities]
+    grid = Grid(
+        grid_cfg,
+        start,
+        scenario.duration_s,
+        step_s,
+        prices,
+        ancillary,
+        facility_ids,
+        rngs["grid"],
+    )
+    asic_groups = [
+        (index, group.spec(), group.count, group.power_target_fraction)
+        for index, facility in enumerate(scenario.facilities)
+        for group in facility.asics
+    ]
+    gpu_groups = [
+        (index, group.spec(), group.count, group.node_size)
+        for index, facility in enumerate(scenario.facilities)
+        for group in facility.gpus
+    ]
+    asic_fleet = AsicFleet.from_groups(asic_groups)
+    gpu_fleet = GpuFleet.from_groups(gpu_groups)
+    customers = make_customers(scenario.workloads.customers, rngs["customers"])
+    gpu_type_ids = [spec.type_id for spec in gpu_fleet.types]
+    jobs = JobTable()
+    generator = WorkloadGenerator(
+        scenario.workloads, gpu_type_ids, start, rngs["workloads"], customers=customers
+    )
+    pools = build_pools(scenario, gpu_fleet, asic_fleet)
+    scheduler = Scheduler(pools, jobs, customers)
+    return World(
+        scenario=scenario,
+        facility_ids=facility_ids,
+        asic_fleet=asic_fleet,
+        gpu_fleet=gpu_fleet,
+        market=market,
+        grid=grid,
+        jobs=jobs,
+        generator=generator,
+        scheduler=scheduler,
+        customers=customers,
+        gpu_type_ids=gpu_type_ids,
+    )
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced, ready to write to ``results/<run>/``."""
+
+    scenario: Scenario
+    timeseries: pl.DataFrame
+    jobs: pl.DataFrame
+    kpis: dict[str, Any]
+    metadata: dict[str, Any]
+    recorder: Recorder = field(repr=False)
+
+    def write(self, out_dir: Path) -> Path:
+        """Write metadata.yaml, timeseries.parquet, jobs.parquet, kpis.json, report.html."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.recorder.write(out_dir, metadata=self.metadata, jobs=self.jobs, kpis=self.kpis)
+        return out_dir
+
+
+class Twin:
+    """A built twin: an environment, the world, and the control loop process."""
+
+    def __init__(self, scenario: Scenario, env: simpy.Environment, policy: Policy) -> None:
+        self.scenario = scenario
+        self.env = env
+        self.world = build_world(scenario)
+        self.recorder = Recorder(
+            self.world.facility_ids,
+            scenario.interval_count,
+            float(scenario.dispatch_interval_s),
+            scenario.start,
+        )
+        clock: Callable[[], float] = lambda: float(env.now)  # noqa: E731
+        self.controller = Controller(
+            self.world,
+            policy,
+            SimAsicDriver(self.world.asic_fleet, clock),
+            SimGpuDriver(self.world.gpu_fleet, clock),
+            self.recorder,
+        )
+
+    def run(self, progress: Callable[[float], None] | None = None) -> RunResult:
+        """Run to the end of the scenario; ``progress`` gets simulated days done."""
+        started_at = datetime.now(UTC)
+        wall_start = time.perf_counter()
+        self.env.process(self.controller.loop(self.env, progress))
+        self.env.run(until=self.scenario.duration_s)
+        self.controller.finish(self.scenario.duration_s)
+        wall_s = time.perf_counter() - wall_start
+        timeseries = self.recorder.timeseries()
+        jobs = self.world.jobs.to_polars(
+            self.world.facility_ids,
+            self.world.gpu_type_ids,
+            self.world.customers,
+            now_s=self.scenario.duration_s,
+        )
+        kpis = compute_kpis(
+            timeseries,
+            jobs,
+            sim_days=self.scenario.duration_days,
+            wall_s=wall_s,
+            interval_s=float(self.scenario.dispatch_interval_s),
+        )
+        metadata = run_metadata(self.scenario, self.scenario.seed, wall_s, started_at)
+        return RunResult(self.scenario, timeseries, jobs, kpis, metadata, self.recorder)
+
+
+def build(scenario: Scenario, mode: str = "sim") -> Twin:
+    """A runnable twin for ``scenario``; only ``mode="sim"`` exists in this layer."""
+    if mode != "sim":
+        raise ValueError(f"mode: {mode!r} is not available; use 'sim'")
+    policy_cfg = scenario.policy
+    policy = make_policy(policy_cfg.name, policy_cfg.model_dump(exclude={"name"}))
+    return Twin(scenario, simpy.Environment(), policy)
+
+
+__all__ = ["RunResult", "Twin", "build", "build_world", "dump_kpis"]
