@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from datasets.csvfile import HEADER_LINE, first_true, parse_numbers, read_header, read_raw_csv
+from datasets.csvfile import HEADER_LINE, first_true, parse_numbers, read_raw_csv
 from datasets.errors import DataFileError
 
 BtcMetric = Literal["price", "hashrate", "difficulty", "fees", "miners_revenue"]
@@ -95,11 +95,6 @@ def btc_metrics(header: list[str]) -> list[BtcMetric]:
         if spec.column in names and spec.metric not in found:
             found.append(spec.metric)
     return found
-
-
-def is_btc_file(path: str | Path) -> bool:
-    """Whether the header of ``path`` is one of the BTC formats."""
-    return bool(btc_metrics(read_header(Path(path))))
 
 
 def read_btc_series(path: str | Path, metric: BtcMetric) -> pd.Series:

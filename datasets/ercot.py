@@ -35,7 +35,6 @@ from datasets.csvfile import (
     RawTable,
     first_true,
     parse_numbers,
-    read_header,
     read_raw_csv,
 )
 from datasets.errors import DataFileError
@@ -111,17 +110,11 @@ def detect_ercot_kind(header: list[str]) -> PriceKind | None:
     if _START in canonical:
         return "rtm"
     if _DATE in canonical or _HOUR in canonical:
-        values = [name for name, canon in zip(header, canonical, strict=True) if canon == name]
-        value_names = {name.upper() for name in values if name not in (_DATE, _HOUR, _FLAG)}
+        value_names = {name.upper() for name in canonical if name not in (_DATE, _HOUR, _FLAG)}
         if value_names and value_names <= set(ANCILLARY_SERVICES):
             return "ancillary"
         return "dam"
     return None
-
-
-def is_ercot_file(path: str | Path) -> bool:
-    """Whether the header of ``path`` is one of the ERCOT price formats."""
-    return detect_ercot_kind(read_header(Path(path))) is not None
 
 
 def read_ercot_prices(path: str | Path) -> PriceTable:

@@ -13,6 +13,7 @@ A query outside the data raises :class:`SignalRangeError`; nothing is extrapolat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -27,8 +28,11 @@ class SignalRangeError(LookupError):
 class Signal(Protocol):
     """A scalar time signal; ``at`` is valid on ``[start_s, end_s)``."""
 
-    name: str
-    unit: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
 
     @property
     def start_s(self) -> float: ...
@@ -97,6 +101,8 @@ class SeriesSignal:
             raise ValueError(f"{name}: value {bad} is not finite ({array[bad]})")
         self.values = array
         self.values.setflags(write=False)
+        self._list: list[float] = array.tolist()  # scalar lookups without numpy overhead
+        self._size = array.size
         self.step_s = float(step_s)
         self.t0_s = float(t0_s)
         self.name = name
@@ -122,7 +128,11 @@ class SeriesSignal:
         return index
 
     def at(self, t_s: float) -> float:
-        return float(self.values[self._index(np.asarray([t_s], dtype=float))[0]])
+        index = math.floor((t_s - self.t0_s) / self.step_s + 1e-9)
+        if 0 <= index < self._size:
+            return self._list[index]
+        self._index(np.asarray([t_s], dtype=float))  # raises with the covered range
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def over(self, t0_s: float, t1_s: float, step_s: float) -> np.ndarray:
         times = t0_s + step_s * np.arange(_count(t0_s, t1_s, step_s))

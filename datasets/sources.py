@@ -119,9 +119,11 @@ def ancillary_signals(
     """Ancillary capacity price per service [USD/MW-h], keyed REGUP, REGDN, RRS, ECRS, NSPIN.
 
     A constant gives every service the same price. A historical file gives the services it
-    has columns for; a service with no price anywhere in the run (ECRS before its launch on
-    2023-06-10) is left out, and hours without a price inside the run earn 0 USD/MW-h
-    (the service could not be sold then). Signals are named ``ancillary.<service>``.
+    has columns for. A service that has no price yet when the run starts (ECRS before its
+    launch on 2023-06-10) gets a signal that starts at its first priced step (``start_s`` >
+    0: not offered before), and is left out when it has no price in the whole run; a later
+    hour without a price reads 0 USD/MW-h (nothing to earn then). Signals are named
+    ``ancillary.<service>``.
 
     Raises:
         DataFileError: unreadable file or not an ancillary price file.
@@ -145,10 +147,17 @@ def ancillary_signals(
     signals: dict[str, Signal] = {}
     for service in table.columns:
         prices, available = _replay_intervals(table, service, grid_s, step_s, source)
-        if np.any(available > 0):
-            signals[service] = SeriesSignal(
-                prices, step_s, 0.0, name=f"ancillary.{service}", unit=ANCILLARY_UNIT
-            )
+        offered = available > 0
+        if not offered.any():
+            continue
+        first = int(np.argmax(offered))
+        signals[service] = SeriesSignal(
+            prices[first:],
+            step_s,
+            first * step_s,
+            name=f"ancillary.{service}",
+            unit=ANCILLARY_UNIT,
+        )
     return signals
 
 

@@ -82,10 +82,11 @@ def synthetic_prices(
     few spike hours a month, as ERCOT hubs in 2023.
 
     Returns:
-        one SeriesSignal per settlement point, keyed by its name, named ``price.<point>``.
+        one SeriesSignal per distinct settlement point, keyed by its name, named
+        ``price.<point>``.
     """
     _check_grid(n_steps, step_s)
-    points = _unique(settlement_points, "settlement_points")
+    points = list(dict.fromkeys(settlement_points))
     hour, day_of_year = cpt_calendar(start, n_steps, step_s)
     calendar = (1 + cfg.daily_amplitude * daily_price_shape(hour)) * (
         1 + cfg.seasonal_amplitude * seasonal_price_shape(day_of_year)
@@ -350,12 +351,3 @@ def _require_aware(start: datetime) -> datetime:
     if start.tzinfo is None or start.utcoffset() is None:
         raise ValueError(f"start must be timezone-aware, got {start.isoformat()}")
     return start
-
-
-def _unique(names: list[str], what: str) -> list[str]:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"{what}: {name!r} appears twice")
-        seen.add(name)
-    return list(names)

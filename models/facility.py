@@ -62,10 +62,12 @@ def ambient_c(cfg: AmbientModel, start: datetime, t_s: float | np.ndarray) -> fl
     if not np.all(np.isfinite(times)):
         raise FacilityError("t_s: values must be finite")
     epoch_s = start.timestamp() + times
+    parts: tuple[float, float, float] | tuple[np.ndarray, np.ndarray, np.ndarray]
     if times.ndim == 0:
-        day_of_year, hour_of_day, year_days = _local_calendar_scalar(float(epoch_s))
+        parts = _local_calendar_scalar(float(epoch_s))
     else:
-        day_of_year, hour_of_day, year_days = _local_calendar(epoch_s.ravel())
+        parts = _local_calendar(epoch_s.ravel())
+    day_of_year, hour_of_day, year_days = parts
     seasonal = np.cos(2 * np.pi * (day_of_year - (cfg.warmest_day_of_year - 0.5)) / year_days)
     daily = np.cos(2 * np.pi * (hour_of_day - DAILY_PEAK_HOUR_LOCAL) / 24.0)
     values = cfg.mean_c + cfg.seasonal_amplitude_c * seasonal + cfg.daily_amplitude_c * daily

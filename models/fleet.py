@@ -261,21 +261,6 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def _segments(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and start offsets of the non-empty segments of a ``starts`` table (len n+1)."""
-    sizes = np.diff(starts)
-    nonempty = np.flatnonzero(sizes > 0)
-    return nonempty, starts[nonempty]
-
-
-def _segment_sums(values: np.ndarray, nonempty: np.ndarray, offsets: np.ndarray, n: int):
-    """Sum of ``values`` per segment as float64, 0 for empty segments."""
-    sums = np.zeros(n, dtype=np.float64)
-    if values.size:
-        sums[nonempty] = np.add.reduceat(values, offsets, dtype=np.float64)
-    return sums
-
-
 def _facility_count(facilities: Sequence[int], n_facilities: int | None) -> int:
     highest = max(facilities, default=-1) + 1
     if n_facilities is None:
@@ -562,6 +547,8 @@ class AsicFleet:
         """
         if int(n) != n or n < 0:
             raise FleetError(f"active_count: must be an integer >= 0, got {n}")
+        if not np.isfinite(t_s):
+            raise FleetError(f"t_s: must be finite, got {t_s}")
         class_id = self.class_index(facility, model)
         rows = self.class_slice(class_id)
         counts = self._class_counts[class_id]
@@ -1020,7 +1007,7 @@ class GpuFleet:
     def failed_by_pool(self) -> np.ndarray:
         """Failed GPUs per pool now."""
         failed = self._state == GpuHealth.FAILED
-        return _segment_sums(failed, *_segments(self.pool_start), self.n_pools).astype(np.int64)
+        return np.bincount(self._pool_key[failed] // N_GPU_USES, minlength=self.n_pools)
 
     # ---------------------------------------------------------------- commands
 
@@ -1146,7 +1133,7 @@ class GpuFleet:
 
         sizes = np.diff(self.pool_start)
         ambient_by_device = np.repeat(ambient[self.pool_facility], sizes)
-        steady = ambient_by_device + np.float32(GPU_THERMAL_C_PER_KW / 1000.0) * power
+        steady = steady_temp_c(ambient_by_device, power / 1000.0, GPU_THERMAL_C_PER_KW)
         self._temp_c[:] = lagged_temp_c(self._temp_c, steady, dt_s, GPU_THERMAL_TIME_CONSTANT_S)
         self._power_w[:] = power
         self._util[:] = util

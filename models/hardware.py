@@ -99,16 +99,17 @@ ASIC_CATALOG: dict[str, AsicSpec] = {
 GPU_CATALOG: dict[str, GpuSpec] = {
     spec.type_id: spec
     for spec in (
-        GpuSpec("h100_sxm", "NVIDIA H100 SXM 80GB", 700.0, 80.0, 80.0,
-                rental_index_usd_per_gpu_hour=2.1),
-        GpuSpec("h200", "NVIDIA H200 141GB", 700.0, 80.0, 141.0,
-                rental_index_usd_per_gpu_hour=2.8),
-        GpuSpec("a100_sxm", "NVIDIA A100 SXM 80GB", 400.0, 60.0, 80.0,
-                rental_index_usd_per_gpu_hour=1.3),
-        GpuSpec("l40s", "NVIDIA L40S 48GB", 350.0, 60.0, 48.0,
-                rental_index_usd_per_gpu_hour=0.9),
-        GpuSpec("b200", "NVIDIA B200 192GB", 1000.0, 100.0, 192.0,
-                rental_index_usd_per_gpu_hour=4.5),
+        GpuSpec(
+            "h100_sxm", "NVIDIA H100 SXM 80GB", 700.0, 80.0, 80.0, rental_index_usd_per_gpu_hour=2.1
+        ),
+        GpuSpec("h200", "NVIDIA H200 141GB", 700.0, 80.0, 141.0, rental_index_usd_per_gpu_hour=2.8),
+        GpuSpec(
+            "a100_sxm", "NVIDIA A100 SXM 80GB", 400.0, 60.0, 80.0, rental_index_usd_per_gpu_hour=1.3
+        ),
+        GpuSpec("l40s", "NVIDIA L40S 48GB", 350.0, 60.0, 48.0, rental_index_usd_per_gpu_hour=0.9),
+        GpuSpec(
+            "b200", "NVIDIA B200 192GB", 1000.0, 100.0, 192.0, rental_index_usd_per_gpu_hour=4.5
+        ),
     )
 }
 

@@ -326,43 +326,37 @@ class JobTable:
 
         Columns: job_id, type, customer, submit_s, start_s, end_s, wait_s, facility_id,
         gpu_type, gpus, hashrate_ths, status, sla_met (null: not yet known), preemptions,
-        revenue_usd. Times [s] with null for "not yet"; a null gpu_type means any type.
+        revenue_usd. Names are strings (null facility_id: never placed; null gpu_type: any
+        type); times [s] are NaN for "not yet"; counts are Int64.
         """
         cols = self.to_columns(now_s)
-        sla = cols["sla_met"]
         return pl.DataFrame(
             {
                 "job_id": cols["job_id"],
                 "type": _names("type", cols["type"], TYPE_NAMES),
                 "customer": _names("customer", cols["customer"], customer_names),
                 "submit_s": cols["submit_s"],
-                "start_s": pl.Series(cols["start_s"], nan_to_null=True),
-                "end_s": pl.Series(cols["end_s"], nan_to_null=True),
-                "wait_s": pl.Series(cols["wait_s"], nan_to_null=True),
+                "start_s": cols["start_s"],
+                "end_s": cols["end_s"],
+                "wait_s": cols["wait_s"],
                 "facility_id": _names("facility_id", cols["facility"], facility_ids),
                 "gpu_type": _names("gpu_type", cols["gpu_type"], gpu_type_names),
-                "gpus": cols["gpus"],
+                "gpus": cols["gpus"].astype(np.int64),
                 "hashrate_ths": cols["hashrate_ths"],
                 "status": _names("status", cols["status"], STATUS_NAMES),
-                "sla_met": pl.Series(sla, nan_to_null=True).cast(pl.Boolean),
-                "preemptions": cols["preemptions"],
+                "sla_met": pl.Series(cols["sla_met"], nan_to_null=True).cast(pl.Boolean),
+                "preemptions": cols["preemptions"].astype(np.int64),
                 "revenue_usd": cols["revenue_usd"],
             }
         )
 
 
 def _names(column: str, codes: np.ndarray, names: Sequence[str]) -> pl.Series:
-    """Codes mapped to names as an enum series (categories in ``names`` order); -1 -> null."""
+    """Codes mapped to their names as a string series; code -1 becomes null."""
     codes = codes.astype(np.int64)
     if codes.size and int(codes.max()) >= len(names):
         raise JobTableError(
             f"{column}: code {int(codes.max())} has no name (only {len(names)} names given)"
         )
-    lookup = pl.Series(column, list(names), dtype=pl.String)
-    valid = codes >= 0
-    gathered = lookup.gather(np.where(valid, codes, 0))
-    return (
-        pl.select(pl.when(pl.Series(valid)).then(gathered).otherwise(None).alias(column))
-        .to_series()
-        .cast(pl.Enum(list(dict.fromkeys(names))))
-    )
+    lookup = pl.Series(column, [*names, None], dtype=pl.String)
+    return lookup.gather(np.where(codes >= 0, codes, len(names)))

@@ -100,8 +100,14 @@ def pools_from_scenario(scenario: Scenario, gpu_type_ids: Sequence[str]) -> list
             if type_id not in gpu_type_ids:
                 raise ValueError(f"GPU type {type_id!r} of {facility.id} is not in gpu_type_ids")
             pools.append(
-                Pool(f_index, facility.id, PoolKind.GPU, list(gpu_type_ids).index(type_id),
-                     float(count), node_size)
+                Pool(
+                    f_index,
+                    facility.id,
+                    PoolKind.GPU,
+                    list(gpu_type_ids).index(type_id),
+                    float(count),
+                    node_size,
+                )
             )
         hashrate_ths = sum(g.count * g.spec().hashrate_ths for g in facility.asics)
         if hashrate_ths > 0:

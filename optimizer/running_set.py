@@ -121,10 +121,9 @@ class RunningSet:
         for i, (group, _phase_s, segment_start_s) in enumerate(self._entries.values()):
             priority[i], units[i], interval_s[i] = group
             start_s[i] = segment_start_s
-        if self.loses_work:
-            lost = np.fmod(t_s - start_s, interval_s) * units
-        else:
-            lost = np.zeros(count)
+        lost = np.fmod(t_s - start_s, interval_s) * units
+        if not self.loses_work:
+            lost[:] = 0.0
         order = np.lexsort((-rows, lost, -priority))
         order = order[priority[order] > below_priority]
         return rows[order], units[order]

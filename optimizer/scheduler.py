@@ -169,8 +169,9 @@ class Scheduler:
         self._check_times(t0_s, t1_s)
         self._bind_columns()
         self._reset_interval_state(t0_s)
+        self._set_limits(limits)
         self._complete_until(t0_s)
-        self._apply_limits(t0_s, limits)
+        self._enforce_limits(t0_s)
         self._drain(t0_s, None)
         self._play_arrivals(t0_s, t1_s)
         self._complete_until(t1_s, before=True)
@@ -265,8 +266,8 @@ class Scheduler:
         self._pending_start: list[tuple[int, float, int]] = []
         self._pending_done: list[tuple[int, float]] = []
 
-    def _apply_limits(self, t0_s: float, limits: Sequence[float] | np.ndarray | None) -> None:
-        """Set this interval's limits and stop interruptible work above them."""
+    def _set_limits(self, limits: Sequence[float] | np.ndarray | None) -> None:
+        """Set this interval's limits, clipped to each pool's capacity."""
         if limits is None:
             values = [p.capacity for p in self.pools]
         else:
@@ -279,8 +280,11 @@ class Scheduler:
             if bad:
                 raise SchedulerError(f"run_interval: limits[{bad[0]}]={values[bad[0]]} < 0")
         for index, pool in enumerate(self.pools):
-            limit = min(values[index], float(pool.capacity))
-            self._limit[index] = limit
+            self._limit[index] = min(values[index], float(pool.capacity))
+
+    def _enforce_limits(self, t0_s: float) -> None:
+        """Stop interruptible work above each limit; record what is left above it."""
+        for index, limit in enumerate(self._limit):
             excess = self._busy[index] - limit
             if excess > _EPS and len(self._victims[index]):
                 rows, units = self._victims[index].ranked_victims(t0_s, below_priority=0)
@@ -384,9 +388,7 @@ class Scheduler:
             elif _PREEMPTS[type_code] and self._preempt_for(row, t, type_code, need, candidates):
                 continue
             else:
-                queues.push(
-                    row, t, type_code, gpu_types[i], need, _PRIORITY[type_code], candidates
-                )
+                queues.push(row, t, type_code, gpu_types[i], need, _PRIORITY[type_code], candidates)
 
     # ------------------------------------------------------------------ events
 
@@ -544,9 +546,7 @@ class Scheduler:
             self._preempt(victim, t_s, pool)
         jobs = self.jobs
         usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
-        self._start(
-            row, t_s, pool, type_code, units, float(jobs.work_s[row]), usd_per_s, math.inf
-        )
+        self._start(row, t_s, pool, type_code, units, float(jobs.work_s[row]), usd_per_s, math.inf)
         if self._queues.total:
             self._drain(t_s, pool)
         return True

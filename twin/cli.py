@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from datasets.errors import DataFileError
 from datasets.signals import SignalRangeError
 from twin.scenario import Scenario, ScenarioError, load_scenario
 
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (SignalRangeError, InputError) as error:
+    except (SignalRangeError, DataFileError, InputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -27,8 +27,9 @@ from models.grid import Grid
 from models.market import Market
 from models.workloads import JobTable, WorkloadGenerator, make_customers
 from optimizer.policies import Policy, make_policy
+from optimizer.pools import pools_from_scenario, scenario_gpu_type_ids
 from optimizer.scheduler import Scheduler
-from twin.controller import Controller, World, build_pools
+from twin.controller import Controller, World, ambient_table
 from twin.kpis import compute_kpis, dump_kpis
 from twin.recorder import Recorder, run_metadata
 from twin.rng import spawn_generators
@@ -40,8 +41,7 @@ def build_world(scenario: Scenario) -> World:
     rngs = spawn_generators(scenario.seed)
     start = scenario.start
     step_s = float(scenario.dispatch_interval_s)
-    # one extra interval so the last step can look at its end time
-    n_steps = scenario.interval_count + 1
+    n_steps = scenario.interval_count
     settlement_points = sorted({f.settlement_point for f in scenario.facilities})
 
     market_cfg, grid_cfg = scenario.market, scenario.grid
@@ -89,15 +89,17 @@ def build_world(scenario: Scenario) -> World:
         for index, facility in enumerate(scenario.facilities)
         for group in facility.gpus
     ]
-    asic_fleet = AsicFleet.from_groups(asic_groups)
-    gpu_fleet = GpuFleet.from_groups(gpu_groups)
+    n_facilities = len(scenario.facilities)
+    asic_fleet = AsicFleet.from_groups(asic_groups, n_facilities=n_facilities)
+    gpu_fleet = GpuFleet.from_groups(gpu_groups, n_facilities=n_facilities)
     customers = make_customers(scenario.workloads.customers, rngs["customers"])
-    gpu_type_ids = [spec.type_id for spec in gpu_fleet.types]
+    gpu_type_ids = scenario_gpu_type_ids(scenario)
     jobs = JobTable()
     generator = WorkloadGenerator(
         scenario.workloads, gpu_type_ids, start, rngs["workloads"], customers=customers
     )
-    pools = build_pools(scenario, gpu_fleet, asic_fleet)
+    gpu_type_ids = generator.gpu_type_names  # plus types asked for but not installed
+    pools = pools_from_scenario(scenario, gpu_type_ids)
     scheduler = Scheduler(pools, jobs, customers)
     return World(
         scenario=scenario,
@@ -111,6 +113,8 @@ def build_world(scenario: Scenario) -> World:
         scheduler=scheduler,
         customers=customers,
         gpu_type_ids=gpu_type_ids,
+        pools=pools,
+        ambient_c=ambient_table(scenario),
     )
 
 
@@ -164,10 +168,10 @@ class Twin:
         wall_s = time.perf_counter() - wall_start
         timeseries = self.recorder.timeseries()
         jobs = self.world.jobs.to_polars(
+            self.scenario.duration_s,
+            [c.name for c in self.world.customers],
             self.world.facility_ids,
             self.world.gpu_type_ids,
-            self.world.customers,
-            now_s=self.scenario.duration_s,
         )
         kpis = compute_kpis(
             timeseries,

@@ -81,6 +81,8 @@ def compute_kpis(
         raise KpiError(f"interval_s: must be > 0, got {interval_s}")
     _require_columns(timeseries, ("t_s", "facility_id", *TIMESERIES_COLUMNS), "timeseries")
     _require_columns(jobs, tuple(JOBS_SCHEMA), "jobs")
+    # categorical (Enum) columns compare as plain text; null times count as "not yet"
+    jobs = jobs.with_columns(pl.col("type", "status").cast(pl.String))
     _check_categories(jobs, "type", WORKLOAD_TYPES)
     _check_categories(jobs, "status", JOB_STATUSES)
     interval_h = interval_s / 3600.0
@@ -183,7 +185,7 @@ def _utilization(timeseries: pl.DataFrame) -> dict[str, float | None]:
     }
 
 
-def _curtailment(timeseries: pl.DataFrame, interval_h: float) -> dict[str, float]:
+def _curtailment(timeseries: pl.DataFrame, interval_h: float) -> dict[str, float | None]:
     """``mwh``: mining energy shed, sum of ``curtailed_mw x interval_h``; ``hours``: time
     during which the fleet as a whole shed anything (intervals whose summed
     ``curtailed_mw`` over facilities is > 0, times ``interval_h``)."""
@@ -210,15 +212,13 @@ def _sla(jobs: pl.DataFrame) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     for workload_type in WORKLOAD_TYPES:
         rows = jobs.filter(pl.col("type") == workload_type)
-        decided = rows["sla_met"].drop_nulls()
+        decided = rows["sla_met"].drop_nulls().to_numpy().astype(np.float64)
         waits = rows.filter(pl.col("start_s").is_not_nan())["wait_s"].to_numpy()
         waits = waits[np.isfinite(waits)]
         p50, p99 = np.percentile(waits, [50, 99]) if waits.size else (math.nan, math.nan)
         result[workload_type] = {
             "met_fraction": (
-                _round(float(decided.cast(pl.Float64).mean()), FRACTION_DIGITS)  # type: ignore[arg-type]
-                if decided.len()
-                else None
+                _round(float(decided.mean()), FRACTION_DIGITS) if decided.size else None
             ),
             "wait_p50_s": _round(float(p50), SECONDS_DIGITS),
             "wait_p99_s": _round(float(p99), SECONDS_DIGITS),

@@ -97,24 +97,7 @@ POWER_USE_LABELS: Mapping[str, tuple[str, str]] = {
 
 WAIT_EDGES_S: tuple[float, ...] = (
     0.0,
-    1.0,
-    2.0,
-    5.0,
-    10.0,
-    20.0,
-    50.0,
-    100.0,
-    200.0,
-    500.0,
-    1e3,
-    2e3,
-    5e3,
-    1e4,
-    2e4,
-    5e4,
-    1e5,
-    2e5,
-    5e5,
+    *(mantissa * 10.0**exponent for exponent in range(6) for mantissa in (1, 2, 5)),
     1e6,
 )
 """Left edges of the wait-time histogram bins [s]; the last bin is open-ended."""
@@ -265,10 +248,15 @@ class TimeGrid:
         first_bin_s = math.floor(float(t_s.min()) / bin_s) * bin_s if t_s.size else 0.0
         row_bin = np.floor((t_s - first_bin_s) / bin_s).astype(np.int64)
         n_bins = int(row_bin.max()) + 1 if t_s.size else 0
-        codes = {facility_id: i for i, facility_id in enumerate(facility_ids)}
-        row_facility = np.array(
-            [codes[f] for f in frame["facility_id"].cast(pl.String).to_list()] if t_s.size else [],
-            dtype=np.int64,
+        row_facility = (
+            frame["facility_id"]
+            .cast(pl.String)
+            .cast(pl.Enum(list(facility_ids)))
+            .to_physical()
+            .to_numpy()
+            .astype(np.int64)
+            if t_s.size
+            else np.zeros(0, dtype=np.int64)
         )
         return cls(
             start_utc,
@@ -538,7 +526,9 @@ def queue_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
 def wait_distribution_figure(jobs: pl.DataFrame) -> go.Figure:
     """(d2) Share of started jobs per wait-time bin, per workload type (all jobs counted)."""
     figure = go.Figure()
-    started = jobs.filter(pl.col("start_s").is_not_nan() & pl.col("wait_s").is_finite())
+    started = jobs.with_columns(pl.col("type").cast(pl.String)).filter(
+        pl.col("start_s").is_not_nan() & pl.col("wait_s").is_finite()
+    )
     if not started.height:
         return _empty(figure, "Wait time distribution", "no job has started")
     edges = np.asarray(WAIT_EDGES_S)

@@ -449,7 +449,7 @@ class WorkloadDemand(Strict):
         return value
 
 
-def _default_demand() -> dict[str, WorkloadDemand]:
+def _default_demand() -> dict[WorkloadType, WorkloadDemand]:
     return {
         "ai_inference_realtime": WorkloadDemand(
             per_day=20000, duration_median_s=60, duration_sigma=1.0

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from twin.scenario import (
 
 WriteCsv = Callable[[str, list[str]], Path]
 CST = timezone(timedelta(hours=-6))
+CPT = ZoneInfo("America/Chicago")
 DAM_FILE = "datasets/real/ercot_dam_spp_hub_lz_hourly_2021_2023.csv"
 AS_FILE = "datasets/real/ercot_dam_as_mcpc_hourly_2022_2023.csv"
 RTM_FILE = "datasets/real/ercot_rtm_spp_hub_lz_15min_january_2022_2023.csv"
@@ -194,14 +196,17 @@ def test_scenario_resolved_file_feeds_the_replay() -> None:
     assert prices["HB_NORTH"].at(0) > 1000  # Uri
 
 
-def test_ancillary_replay_leaves_out_ecrs_before_launch_and_zero_fills_across_it() -> None:
-    """Before 2023-06-10 ECRS is absent; a window across the launch gets 0 before it."""
+def test_ancillary_replay_starts_ecrs_at_its_launch() -> None:
+    """Before 2023-06-10 ECRS is absent; across the launch its signal starts at the launch."""
     source = HistoricalSeries(file=AS_FILE)
     before = ancillary_signals(source, datetime(2023, 5, 1, tzinfo=CST), 288, 300, rng())
     assert set(before) == {"REGUP", "REGDN", "RRS", "NSPIN"}
-    across = ancillary_signals(source, datetime(2023, 6, 9, tzinfo=CST), 2 * 288, 300, rng())
-    ecrs = across["ECRS"].over(0, 2 * 86400, 300)
-    assert np.all(ecrs[:288] == 0) and np.all(ecrs[288:] > 0)
+    across = ancillary_signals(source, datetime(2023, 6, 9, tzinfo=CPT), 2 * 288, 300, rng())
+    ecrs = across["ECRS"]
+    assert ecrs.start_s == 86400  # 2023-06-10 00:00 CDT
+    assert np.all(ecrs.over(86400, 2 * 86400, 300) > 0)
+    with pytest.raises(SignalRangeError):
+        ecrs.at(0)
     assert across["REGUP"].unit == "USD/MW-h" and across["REGUP"].name == "ancillary.REGUP"
 
 
@@ -250,7 +255,7 @@ def test_parsed_files_are_cached_until_modified(write_csv: WriteCsv) -> None:
 
 def test_missing_file_is_reported() -> None:
     """A historical source whose file is gone raises DataFileError naming the file."""
-    with pytest.raises(DataFileError, match="nope.csv: file not found"):
+    with pytest.raises(DataFileError, match=r"nope\.csv: file not found"):
         price_signals(
             HistoricalSeries(file="nope.csv"),
             ["A"],

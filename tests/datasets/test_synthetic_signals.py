@@ -149,8 +149,8 @@ def test_prices_stay_within_floor_and_cap(
     assert values.min() >= floor and values.max() <= cap
 
 
-def test_year_of_prices_is_fast_enough_to_not_matter() -> None:
-    """A year at 300 s for five points is produced in one vectorized pass (shape check)."""
+def test_year_of_prices_has_one_named_series_per_point() -> None:
+    """A year at 300 s for five points gives five full series with names, units and step."""
     signals = synthetic_prices(
         SyntheticPrices(), POINTS, START, YEAR_STEPS, 300, np.random.default_rng(0)
     )

@@ -140,9 +140,13 @@ def test_utilization_follows_its_definitions() -> None:
     the energy the caps allow."""
     rows = make_rows()
     kpis = kpis_of(rows)
-    busy = sum(rows[c].sum() for c in ("gpus_inference", "gpus_batch", "gpus_training", "gpus_spot"))
+    busy = sum(
+        rows[c].sum() for c in ("gpus_inference", "gpus_batch", "gpus_training", "gpus_spot")
+    )
     gpu = busy / (busy + rows["gpus_idle"].sum())
-    asic_total = rows["asics_active"].sum() + rows["asics_sleeping"].sum() + rows["asics_failed"].sum()
+    asic_total = (
+        rows["asics_active"].sum() + rows["asics_sleeping"].sum() + rows["asics_failed"].sum()
+    )
     asic = rows["asics_active"].sum() / asic_total
     power = rows["power_total_mw"].sum() / rows["power_cap_mw"].sum()
     assert kpis["utilization"]["gpu"] == pytest.approx(gpu, abs=1e-6)
@@ -242,10 +246,25 @@ def test_same_inputs_give_byte_identical_json(tmp_path: Path) -> None:
     assert "wall_s" in first and "wall_s" not in kpis_without_wall(first)
 
 
+def test_enum_columns_and_null_times_give_the_same_kpis() -> None:
+    """Jobs with categorical (Enum) text columns and null instead of NaN for "not yet"
+    give exactly the KPIs of the plain string / NaN form."""
+    jobs = make_jobs()
+    categorical = jobs.with_columns(
+        pl.col("type").cast(pl.Enum(list(WORKLOAD_TYPES))),
+        pl.col("status").cast(pl.Enum(["queued", "running", "completed", "rejected"])),
+        pl.col("start_s", "end_s", "wait_s").fill_nan(None),
+    )
+    assert categorical["start_s"].null_count() > 0
+    assert kpis_of(make_rows(), categorical) == kpis_of(make_rows(), jobs)
+
+
 def test_unknown_job_type_or_status_names_the_job() -> None:
     """A job with a type or status outside the known sets is refused with its id."""
     jobs = make_jobs(5).with_columns(
-        pl.when(pl.col("job_id") == 3).then(pl.lit("quantum")).otherwise(pl.col("type"))
+        pl.when(pl.col("job_id") == 3)
+        .then(pl.lit("quantum"))
+        .otherwise(pl.col("type"))
         .alias("type")
     )
     with pytest.raises(KpiError, match="job_id 3 has type 'quantum'"):
@@ -290,5 +309,7 @@ def test_written_totals_always_add_up(amounts: list[float]) -> None:
     assert math.isclose(
         revenue["total"], sum(v for k, v in revenue.items() if k != "total"), abs_tol=1e-6
     )
-    assert math.isclose(cost["total"], sum(v for k, v in cost.items() if k != "total"), abs_tol=1e-6)
+    assert math.isclose(
+        cost["total"], sum(v for k, v in cost.items() if k != "total"), abs_tol=1e-6
+    )
     assert math.isclose(kpis["net_usd"], revenue["total"] - cost["total"], abs_tol=1e-6)

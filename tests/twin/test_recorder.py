@@ -232,9 +232,7 @@ def test_metadata_with_non_plain_values_is_refused(tmp_path: Path) -> None:
     """metadata.yaml holds only plain YAML; an object is refused with a clear error."""
     recorder = filled_recorder(n_intervals=2)
     with pytest.raises(RecorderError, match="metadata"):
-        recorder.write(
-            tmp_path / "run", metadata={"name": object()}, jobs=make_jobs(), kpis={}
-        )
+        recorder.write(tmp_path / "run", metadata={"name": object()}, jobs=make_jobs(), kpis={})
 
 
 def test_atomic_output_keeps_old_file_on_failure(tmp_path: Path) -> None:

@@ -99,21 +99,27 @@ def write_run_files(
 
 
 def small_run(run_dir: Path, name: str = "small run") -> Path:
-    """A two-facility, one-day run recorded through Recorder.record()."""
+    """A two-facility, one-day run recorded through Recorder.record(), with 500 jobs."""
     facility_ids = ["site-a", "site-b"]
     n_intervals, interval_s = 96, 900.0
     recorder = Recorder(facility_ids, n_intervals, interval_s, START)
     rng = np.random.default_rng(3)
     for i in range(n_intervals):
         for f in range(len(facility_ids)):
-            values = dict(zip(TIMESERIES_COLUMNS, rng.uniform(0, 20, len(TIMESERIES_COLUMNS))))
+            draws = rng.uniform(0, 20, len(TIMESERIES_COLUMNS))
+            values = dict(zip(TIMESERIES_COLUMNS, draws, strict=True))
             values["power_cap_mw"] = 200.0
             values["power_total_mw"] = sum(values[c] for c in POWER_USE_COLUMNS)
             recorder.record(i, f, values)
+    # as the job table writes them: Enum text columns, null for "not started"
+    jobs = make_jobs(500).with_columns(
+        pl.col("type").cast(pl.Enum(list(WORKLOAD_TYPES))),
+        pl.col("start_s", "wait_s").fill_nan(None),
+    )
     write_run_files(
         run_dir,
         recorder.timeseries(),
-        make_jobs(500),
+        jobs,
         make_metadata(name, facility_ids, 1.0, interval_s),
         interval_s,
     )
@@ -147,6 +153,8 @@ def test_report_has_every_section_and_one_div_per_figure(tmp_path: Path) -> None
     divs = re.findall(r'<div id="([^"]+)" class="plotly-graph-div"', page)
     assert divs == list(FIGURE_IDS)
     assert "42" in page and "0123abc (uncommitted changes)" in page
+    for workload_type in WORKLOAD_TYPES:  # one wait-time trace per type with started jobs
+        assert f"{workload_type} (n=" in page
 
 
 def test_plotly_js_is_inline_once_and_nothing_is_fetched(tmp_path: Path) -> None:
@@ -157,9 +165,7 @@ def test_plotly_js_is_inline_once_and_nothing_is_fetched(tmp_path: Path) -> None
     assert page.count(bundle) == 1
     outside = page.replace(bundle, "")
     assert "cdn.plot.ly" not in outside
-    assert "<script src=" not in outside and "http" not in outside.replace(
-        "http://www.w3.org", ""
-    )
+    assert "<script src=" not in outside and "http" not in outside.replace("http://www.w3.org", "")
 
 
 def test_scenario_text_is_escaped(tmp_path: Path) -> None:
