@@ -51,7 +51,7 @@ def run_benchmark(
     if args.out:
         result.write(args.out)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    devices = twin.world.asic_fleet.size + twin.world.gpu_fleet.size
+    devices = twin.world.asic_fleet.n_devices + twin.world.gpu_fleet.n_devices
     figures: dict[str, Any] = {
         "scenario": scenario.name,
         "sim_days": args.days,

@@ -3,9 +3,11 @@
 At PRD scale (1M jobs per simulated day) no per-job Python object may live beyond a tight
 loop, so the twin keeps every job as one row of :class:`JobTable`: request columns (what
 the customer asked for, written once by :meth:`JobTable.append`) and state columns (what
-the scheduler did, updated in place). ``job_id`` is the row index. Columns are read as
-attributes (``jobs.submit_s``) and are views of the filled rows: write through them, but
-fetch them again after an append because growing the table reallocates.
+the scheduler did, updated in place). ``job_id`` numbers jobs in submission order; it equals
+the row index until finished rows are moved out with :meth:`JobTable.remove_rows` (which is
+how a long run keeps memory flat). Columns are read as attributes (``jobs.submit_s``) and
+are views of the filled rows: write through them, but fetch them again after an append or
+a removal because both move data.
 
 Time columns are simulation seconds since scenario start [s]; money in USD.
 """
@@ -206,6 +208,7 @@ class JobTable:
 
     def __init__(self, initial_capacity: int = 1024) -> None:
         self._size = 0
+        self._next_id = 0
         self._data: dict[str, np.ndarray] = {}
         capacity = max(int(initial_capacity), 1)
         self._data["job_id"] = np.empty(capacity, dtype=np.int64)
@@ -228,7 +231,7 @@ class JobTable:
         return sum(a.nbytes for a in self._data.values())
 
     def append(self, batch: JobBatch) -> range:
-        """Add ``batch`` as new queued jobs; returns their rows (= job ids).
+        """Add ``batch`` as new queued jobs; returns their rows.
 
         Raises:
             JobTableError: a value is out of range (see :meth:`JobBatch.validate`).
@@ -237,7 +240,8 @@ class JobTable:
         n = len(batch)
         start, stop = self._size, self._size + n
         self._reserve(stop)
-        self._data["job_id"][start:stop] = np.arange(start, stop)
+        self._data["job_id"][start:stop] = np.arange(self._next_id, self._next_id + n)
+        self._next_id += n
         for f in fields(batch):
             self._data[f.name][start:stop] = getattr(batch, f.name)
         for name, (_dtype, fill) in _STATE_COLUMNS.items():
@@ -245,6 +249,29 @@ class JobTable:
         self._data["remaining_s"][start:stop] = batch.work_s
         self._size = stop
         return range(start, stop)
+
+    def remove_rows(self, drop: np.ndarray) -> tuple[JobTable, np.ndarray]:
+        """Move the rows where ``drop`` is True into a new table, keeping the order of both.
+
+        Returns ``(removed, new_row)``: the removed jobs as their own table (job ids kept),
+        and for every old row its new row index (-1 for a removed row).
+        """
+        drop = np.asarray(drop, dtype=bool)
+        if drop.shape != (self._size,):
+            raise JobTableError(f"remove_rows: need {self._size} flags, got shape {drop.shape}")
+        keep = ~drop
+        kept = int(keep.sum())
+        removed = JobTable(initial_capacity=max(self._size - kept, 1))
+        removed._size = self._size - kept
+        removed._next_id = self._next_id
+        for name, column in self._data.items():
+            filled = column[: self._size]
+            removed._data[name][: removed._size] = filled[drop]
+            column[:kept] = filled[keep]
+        self._size = kept
+        new_row = np.full(drop.shape, -1, dtype=np.int64)
+        new_row[keep] = np.arange(kept)
+        return removed, new_row
 
     def _reserve(self, rows: int) -> None:
         capacity = self.capacity

@@ -15,6 +15,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+import numpy as np
+
 ClassKey = tuple[int, int, float]
 """(workload type code, GPU type index or -1, units asked for [GPUs or TH/s])."""
 
@@ -92,6 +94,11 @@ class WaitingQueues:
     def nonempty(self) -> list[QueueClass]:
         """Classes with at least one waiting job, in a fixed (creation) order."""
         return [queue for queue in self._classes.values() if queue.heap]
+
+    def remap(self, new_row: np.ndarray) -> None:
+        """Renumber rows after the job table dropped rows (``new_row[old]``, order-keeping)."""
+        for queue in self._classes.values():
+            queue.heap[:] = [(submit_s, int(new_row[row])) for submit_s, row in queue.heap]
 
     def rows(self) -> list[int]:
         """Rows of all waiting jobs (for audits)."""

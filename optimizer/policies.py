@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from optimizer.power import SPOT_LOAD_FRACTION, fit_asics_to_budget, gpu_full_mw
+from optimizer.power import SPOT_LOAD_FRACTION, asic_mw, fit_asics_to_budget, gpu_full_mw
 from optimizer.types import AsicClassState, FacilityPlan, FacilityState, Plan, Snapshot
 
 
@@ -65,7 +65,11 @@ def allocate(
     ``respond_to_grid_events`` is set.
     """
     fraction = {c.model_id: 1.0 for c in facility.asic_classes}
-    gpu_budget_mw = min(gpu_full_mw(facility.gpu_pools, facility.pue_ai), facility.power_cap_mw)
+    asleep_mw = sum(asic_mw(c, 0, 1.0, facility.pue_mining) for c in facility.asic_classes)
+    gpu_budget_mw = min(
+        gpu_full_mw(facility.gpu_pools, facility.pue_ai),
+        max(0.0, facility.power_cap_mw - asleep_mw),
+    )
     mining_budget_mw = facility.power_cap_mw - gpu_budget_mw
     active = {
         c.model_id: max(0, min(wanted_active.get(c.model_id, 0), c.count - c.failed))

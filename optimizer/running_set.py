@@ -77,6 +77,12 @@ class RunningSet:
         if not members:
             del self._groups[group]
 
+    def remap(self, new_row: np.ndarray) -> None:
+        """Renumber rows after the job table dropped rows (``new_row[old]``, order-keeping)."""
+        self._entries = {int(new_row[row]): entry for row, entry in self._entries.items()}
+        for members in self._groups.values():
+            members[:] = [(phase, int(new_row[row])) for phase, row in members]
+
     def lost_s(self, row: int, t_s: float) -> float:
         """Work the job at ``row`` would lose if stopped at ``t_s`` [s]."""
         group, _phase_s, start_s = self._entries[row]

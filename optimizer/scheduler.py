@@ -182,6 +182,33 @@ class Scheduler:
             self.audit()
         return result
 
+    def release_finished(self) -> JobTable:
+        """Move completed and rejected jobs out of the job table; returns them as a table.
+
+        Call between intervals to keep memory flat over long runs: the caller records the
+        returned jobs (``to_polars``) and drops them. Job ids are kept; rows are renumbered.
+        """
+        self._flush()
+        jobs = self.jobs
+        status = jobs.status
+        drop = np.zeros(len(jobs), dtype=bool)
+        seen = status[: self._cursor]
+        drop[: self._cursor] = (seen == COMPLETED) | (seen == REJECTED)
+        removed, new_row = jobs.remove_rows(drop)
+        self._cursor -= len(removed)
+        running = self._running
+        self._completions = [
+            (end_s, seq, int(new_row[row]), pool, code, units, usd)
+            for end_s, seq, row, pool, code, units, usd in self._completions
+            if running.get(row) == seq
+        ]
+        heapq.heapify(self._completions)
+        self._running = {int(new_row[row]): seq for row, seq in running.items()}
+        for victims in self._victims:
+            victims.remap(new_row)
+        self._queues.remap(new_row)
+        return removed
+
     def audit(self) -> dict[str, int]:
         """Check that every seen job is in exactly one state and pool counts add up.
 

@@ -294,6 +294,35 @@ def _unit_seconds_run(jobs: JobTable, now_s: float) -> float:
     return float(np.sum(units * (jobs.work_s + jobs.lost_work_s - left_s)))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(setups())
+def test_releasing_finished_jobs_changes_no_outcome(setup):
+    """Moving finished jobs out of the table between intervals (to keep memory flat) leaves
+    every job's record and every interval result as without it."""
+    pools, job_list, limits = setup
+
+    def simulate(release: bool) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        jobs = table_of(*job_list)
+        scheduler = Scheduler(pools, jobs, check_invariants=True)
+        parts, busy = [], []
+        for i, interval_limits in enumerate(limits):
+            result = scheduler.run_interval(i * STEP_S, (i + 1) * STEP_S, interval_limits)
+            busy.append(result.busy_unit_s)
+            if release:
+                parts.append(scheduler.release_finished().to_columns(now_s=len(limits) * STEP_S))
+        parts.append(jobs.to_columns(now_s=len(limits) * STEP_S))
+        merged = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        order = np.argsort(merged["job_id"])
+        return {name: column[order] for name, column in merged.items()}, busy
+
+    kept, kept_busy = simulate(release=False)
+    released, released_busy = simulate(release=True)
+    np.testing.assert_array_equal(kept["job_id"], np.arange(len(job_list)))
+    for name in kept:
+        np.testing.assert_array_equal(kept[name], released[name], err_msg=name)
+    np.testing.assert_array_equal(np.array(kept_busy), np.array(released_busy))
+
+
 def test_same_seed_same_schedule():
     """Generator + scheduler twice with one seed give identical job records."""
 
