@@ -233,3 +233,22 @@ class GpuDriver(Protocol):
     def close(self) -> None:
         """Release connections; later calls raise DriverClosedError."""
         ...
+
+
+@runtime_checkable
+class ClassCountingAsicDriver(Protocol):
+    """An ASIC driver that can count miners per (facility, model, state) without a full
+    read (the simulated driver keeps these counts as it applies commands)."""
+
+    def state_counts(self) -> np.ndarray:
+        """Miners per (facility, model, AsicState) now, shape ``[F, M, 4]``."""
+        ...
+
+
+@runtime_checkable
+class FailureCountingGpuDriver(Protocol):
+    """A GPU driver that can count failed GPUs per (facility, type) without a full read."""
+
+    def failed_counts(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Failed GPUs per (facility, type), ``[F, T]``, and the T type ids in that order."""
+        ...

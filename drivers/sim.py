@@ -39,6 +39,12 @@ FRACTION_TOLERANCE = 1e-6
 """Relative tolerance when reading back a power fraction stored as float32 [-]."""
 
 
+def _all_close(read_back: np.ndarray, asked: float) -> bool:
+    """True when every read-back value is within FRACTION_TOLERANCE (relative) of ``asked``
+    (``np.allclose`` with ``atol=0``, without its overhead); True for no values."""
+    return bool((np.abs(read_back - np.float64(asked)) <= FRACTION_TOLERANCE * abs(asked)).all())
+
+
 class SimAsicDriver:
     """ASIC driver over an :class:`models.fleet.AsicFleet`; commands address classes."""
 
@@ -88,6 +94,12 @@ class SimAsicDriver:
             temp_c=fleet.temp_c.copy(),
         )
 
+    def state_counts(self) -> np.ndarray:
+        """Miners per (facility, model, AsicState) now, ``[F, M, 4]`` (models in the order
+        of ``read().model_ids``): what counting ``read()`` gives, without copying columns."""
+        self._check_open()
+        return self.fleet.state_counts()
+
     def apply(self, commands: Sequence[AsicCommand]) -> ApplyResult:
         """Carry out each command at ``clock()``: power target first (so waking miners ramp
         to it), then the active count; read back and verify."""
@@ -128,9 +140,7 @@ class SimAsicDriver:
                 )
         if command.power_fraction is not None:
             fractions = fleet.power_fraction[rows]
-            if fractions.size and not np.allclose(
-                fractions, command.power_fraction, rtol=FRACTION_TOLERANCE, atol=0.0
-            ):
+            if not _all_close(fractions, command.power_fraction):
                 reasons.append(
                     f"asked for power_fraction {command.power_fraction}, reads back "
                     f"{float(fractions.min()):.6g}-{float(fractions.max()):.6g} "
@@ -195,6 +205,15 @@ class SimGpuDriver:
             temp_c=fleet.temp_c.copy(),
         )
 
+    def failed_counts(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Failed GPUs per (facility, type) now, ``[F, T]``, and the T type ids in that
+        order (those of ``read().type_ids``), without copying columns."""
+        self._check_open()
+        fleet = self.fleet
+        failed = np.zeros((fleet.n_facilities, len(fleet.types)), dtype=np.int64)
+        failed[fleet.pool_facility, fleet.pool_type] = fleet.failed_by_pool()
+        return failed, tuple(spec.type_id for spec in fleet.types)
+
     def apply(self, commands: Sequence[GpuCommand]) -> ApplyResult:
         """Carry out each command at ``clock()`` (power cap, then use labels); read back and
         verify."""
@@ -234,9 +253,7 @@ class SimGpuDriver:
                 )
         if command.power_limit_fraction is not None:
             limits = fleet.power_limit_fraction[rows]
-            if limits.size and not np.allclose(
-                limits, command.power_limit_fraction, rtol=FRACTION_TOLERANCE, atol=0.0
-            ):
+            if not _all_close(limits, command.power_limit_fraction):
                 spec = fleet.types[fleet.pool_type[pool]]
                 reasons.append(
                     f"asked for power_limit_fraction {command.power_limit_fraction}, reads "

@@ -15,6 +15,7 @@ All powers are facility-level (IT x PUE) unless the name says ``it``.
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -325,12 +326,18 @@ def marginal_energy_usd_per_mwh(
 
 
 def _check_non_negative(value: float | np.ndarray, name: str) -> None:
-    array = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(array)) or np.any(array < 0):
+    if not _all_finite_at_least(value, 0.0):
         raise FacilityError(f"{name}: must be finite and >= 0")
 
 
 def _check_pue(value: float | np.ndarray, name: str) -> None:
-    array = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(array)) or np.any(array < 1.0):
+    if not _all_finite_at_least(value, 1.0):
         raise FacilityError(f"{name}: PUE must be finite and >= 1")
+
+
+def _all_finite_at_least(value: float | np.ndarray, lowest: float) -> bool:
+    """True when every value is finite and >= ``lowest`` (plain floats skip numpy)."""
+    if isinstance(value, float | int):
+        return math.isfinite(value) and value >= lowest
+    array = np.asarray(value, dtype=np.float64)
+    return bool(np.all(np.isfinite(array)) and not np.any(array < lowest))

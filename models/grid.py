@@ -18,6 +18,7 @@ Everything is on the model clock ``t_s`` (seconds since scenario start). The cal
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -152,6 +153,11 @@ class Grid:
         for row, event in enumerate(events):
             for fid in event.facilities:
                 self._event_applies[row, self._facility_index[fid]] = True
+        # plain-Python copies for the per-interval lookup (a handful of events, queried
+        # every dispatch interval: numpy's per-call overhead would dominate)
+        self._start_list: list[float] = self._event_start_s.tolist()
+        self._latest_end_list: list[float] = np.maximum.accumulate(self._event_end_s).tolist()
+        self._applies_list: list[list[bool]] = self._event_applies.tolist()
 
         self._four_cp_start_s = np.array(self._choose_four_cp_intervals(rng), dtype=float)
 
@@ -258,18 +264,18 @@ class Grid:
         if column is None:
             known = ", ".join(self.facility_ids) or "none"
             raise GridError(f"unknown facility {facility_id!r}; known: {known}")
-        if not self._events:
+        started = bisect_right(self._start_list, t_s)
+        if started == 0 or self._latest_end_list[started - 1] <= t_s:
+            return NO_CURTAILMENT  # no event has started, or all that have are over
+        chosen: _Event | None = None
+        for row in range(started):
+            event = self._events[row]
+            applies = t_s < event.end_s and self._applies_list[row][column]
+            if applies and (chosen is None or event.fraction > chosen.fraction):
+                chosen = event
+        if chosen is None:
             return NO_CURTAILMENT
-        active = (
-            (self._event_start_s <= t_s)
-            & (t_s < self._event_end_s)
-            & self._event_applies[:, column]
-        )
-        if not active.any():
-            return NO_CURTAILMENT
-        rows = np.flatnonzero(active)
-        event = self._events[int(rows[np.argmax(self._event_fraction[rows])])]
-        return CurtailRequest(event.fraction, event.payment_usd_per_mwh, event.kind)
+        return CurtailRequest(chosen.fraction, chosen.payment_usd_per_mwh, chosen.kind)
 
     def events_table(self) -> list[GridEventRow]:
         """Every event of the run (explicit and synthetic), by start time, for the report."""

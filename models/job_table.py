@@ -120,9 +120,15 @@ class JobBatch:
         """The jobs at positions ``order`` (e.g. a sort permutation)."""
         return JobBatch(**{f.name: getattr(self, f.name)[order] for f in fields(self)})
 
+    def rows(self, start: int, stop: int) -> JobBatch:
+        """A copy of the jobs at positions ``start:stop``."""
+        return JobBatch(**{name: getattr(self, name)[start:stop].copy() for name in self.DTYPES})
+
     def validate(self, first_job_id: int = 0) -> None:
         """Raise :class:`JobTableError` naming the column and job of the first bad value."""
         n = len(self)
+        if n == 0 or self._plainly_valid():
+            return
         gpu_job = self.type != MINING
         checks = (
             ("type", (self.type < 0) | (self.type >= TYPE_COUNT), f"must be 0..{TYPE_COUNT - 1}"),
@@ -139,10 +145,33 @@ class JobBatch:
             ("price_usd_per_gpu_hour", ~(self.price_usd_per_gpu_hour >= 0), "must be >= 0"),
         )
         for column, bad, reason in checks:
-            if n and np.any(bad):
+            if n and bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 value = getattr(self, column)[row]
                 raise JobTableError(f"job {first_job_id + row}: {column}={value} {reason}")
+
+    def _plainly_valid(self) -> bool:
+        """A quick pass over :meth:`validate`'s rules with one reduction per column: True
+        means every row passes them all; False means look row by row (NaN fails here too).
+        """
+        if not (self.type.min() >= 0 and self.type.max() < TYPE_COUNT):
+            return False
+        mining = self.type == MINING
+        gpus_ok = np.where(mining, self.gpus == 0, self.gpus >= 1).all()
+        hashrate_ok = np.where(mining, self.hashrate_ths > 0, self.hashrate_ths == 0).all()
+        return bool(
+            gpus_ok
+            and hashrate_ok
+            and self.customer.min() >= 0
+            and -np.inf < self.submit_s.min()
+            and self.submit_s.max() < np.inf
+            and self.work_s.min() > 0
+            and self.work_s.max() < np.inf
+            and self.gpu_type.min() >= ANY_GPU_TYPE
+            and not np.isnan(self.deadline_s.min())
+            and self.checkpoint_interval_s.min() > 0
+            and self.price_usd_per_gpu_hour.min() >= 0
+        )
 
 
 class _Column:
@@ -242,8 +271,8 @@ class JobTable:
         self._reserve(stop)
         self._data["job_id"][start:stop] = np.arange(self._next_id, self._next_id + n)
         self._next_id += n
-        for f in fields(batch):
-            self._data[f.name][start:stop] = getattr(batch, f.name)
+        for name in JobBatch.DTYPES:
+            self._data[name][start:stop] = getattr(batch, name)
         for name, (_dtype, fill) in _STATE_COLUMNS.items():
             self._data[name][start:stop] = fill
         self._data["remaining_s"][start:stop] = batch.work_s

@@ -7,11 +7,13 @@ peaking at ``peak_hour_local`` (local time of the sites, America/Chicago):
 ``rate(t) = per_day / 86400 * (1 + daily_amplitude * cos(2π (hour_local(t) - peak) / 24))``
 [jobs/s].
 
-Time is cut into fixed bins of ``bin_s`` seconds from the scenario start. Each (type, bin)
-draws from its own random substream (a ``SeedSequence`` child keyed by type code and bin
-index), so the jobs of a bin do not depend on how the caller slices time, and changing one
-type's demand leaves every other type's jobs unchanged. Within a bin the count is Poisson
-with the integrated rate and times are uniform.
+Time is cut into fixed bins of ``bin_s`` seconds from the scenario start, and bins into
+blocks of :data:`BINS_PER_BLOCK`. Each (type, block) draws from its own random substream (a
+``SeedSequence`` child keyed by type code and block index), all the block's bins at once,
+so the jobs do not depend on how the caller slices time, and changing one type's demand
+leaves every other type's jobs unchanged. Within a bin the count is Poisson with the
+integrated rate and times are uniform. A block is drawn on first use and kept while the
+caller moves through it, so a call per dispatch interval costs a slice, not a draw.
 
 Re-exports the job table, customer and workload-type names so callers import one module.
 """
@@ -81,6 +83,12 @@ _OMEGA_PER_S = 2.0 * np.pi / _SECONDS_PER_DAY
 _CUSTOMER_STREAM = 1000
 """Substream key for drawing customers (type codes use 0..3)."""
 
+BINS_PER_BLOCK = 72
+"""Arrival bins drawn together from one substream per type (6 h at 300 s bins) [-]. Larger
+blocks cost fewer draws per simulated day; smaller ones hold fewer jobs in memory."""
+_BLOCKS_KEPT = 2
+"""Drawn blocks kept for later calls (the current one and the one before)."""
+
 
 class WorkloadGenerator:
     """Jobs arriving over time for the demand of a scenario.
@@ -135,6 +143,8 @@ class WorkloadGenerator:
             customers = make_customers(cfg.customers, self._stream(_CUSTOMER_STREAM, 0))
         self.customers: list[Customer] = list(customers)
         self._customer_p = customer_weights(self.customers)
+        self._blocks: dict[int, JobBatch] = {}
+        """Drawn blocks by block index, all types merged and sorted by submission time."""
 
     def _type_indices(self, requested: list[str]) -> np.ndarray:
         """Indices of requested GPU types, adding names the scenario does not have."""
@@ -170,22 +180,37 @@ class WorkloadGenerator:
             raise ValueError(f"arrivals: need t1_s >= t0_s, got [{t0_s}, {t1_s})")
         if t1_s == t0_s:
             return JobBatch.empty()
-        first_bin = int(np.floor(t0_s / self.bin_s))
-        last_bin = int(np.ceil(t1_s / self.bin_s))
-        batches = []
-        for bin_index in range(first_bin, last_bin):
-            bin_t0 = bin_index * self.bin_s
-            local_hour_mid = self._local_hour(bin_t0 + self.bin_s / 2.0)
-            for code in sorted(self._demand):
-                batch = self._bin_jobs(code, bin_index, bin_t0, local_hour_mid)
-                keep = (batch.submit_s >= t0_s) & (batch.submit_s < t1_s)
-                if len(batch):
-                    batches.append(batch.take(np.flatnonzero(keep)))
-        merged = JobBatch.concat(batches)
-        return merged.take(np.argsort(merged.submit_s, kind="stable"))
+        block_s = self.bin_s * BINS_PER_BLOCK
+        first_block = int(np.floor(t0_s / block_s))
+        last_block = int(np.ceil(t1_s / block_s))
+        parts = []
+        for block_index in range(first_block, last_block):
+            block = self._block(block_index)
+            lo, hi = np.searchsorted(block.submit_s, [t0_s, t1_s], side="left")
+            parts.append(block.rows(int(lo), int(hi)))
+        return parts[0] if len(parts) == 1 else JobBatch.concat(parts)
 
-    def _expected_count(self, demand: WorkloadDemand, local_hour_mid: float) -> float:
-        """Integral of the rate over one bin [jobs], exact for the sinusoid."""
+    def _block(self, block_index: int) -> JobBatch:
+        """The jobs of one block of bins, every type, sorted by submission time (cached)."""
+        block = self._blocks.get(block_index)
+        if block is not None:
+            return block
+        first_bin = block_index * BINS_PER_BLOCK
+        bin_t0 = (first_bin + np.arange(BINS_PER_BLOCK)) * self.bin_s
+        local_hour_mid = np.array([self._local_hour(t + self.bin_s / 2.0) for t in bin_t0])
+        batches = [
+            self._block_jobs(code, block_index, bin_t0, local_hour_mid)
+            for code in sorted(self._demand)
+        ]
+        merged = JobBatch.concat(batches)
+        block = merged.take(np.argsort(merged.submit_s, kind="stable"))
+        self._blocks[block_index] = block
+        while len(self._blocks) > _BLOCKS_KEPT:
+            del self._blocks[next(iter(self._blocks))]
+        return block
+
+    def _expected_counts(self, demand: WorkloadDemand, local_hour_mid: np.ndarray) -> np.ndarray:
+        """Integral of the rate over each bin [jobs], exact for the sinusoid."""
         theta = 2.0 * np.pi * (local_hour_mid - demand.peak_hour_local) / 24.0
         half = self.bin_s / 2.0
         swing = (np.sin(_OMEGA_PER_S * half + theta) - np.sin(-_OMEGA_PER_S * half + theta)) / (
@@ -193,14 +218,19 @@ class WorkloadGenerator:
         )
         return demand.per_day / _SECONDS_PER_DAY * (self.bin_s + demand.daily_amplitude * swing)
 
-    def _bin_jobs(self, code: int, bin_index: int, bin_t0: float, local_hour: float) -> JobBatch:
+    def _block_jobs(
+        self, code: int, block_index: int, bin_t0: np.ndarray, local_hour_mid: np.ndarray
+    ) -> JobBatch:
+        """One type's jobs in one block: a Poisson count per bin, then every job's columns,
+        all from the (type, block) substream."""
         demand = self._demand[code]
-        expected = self._expected_count(demand, local_hour)
-        if expected <= 0.0:
+        expected = np.maximum(self._expected_counts(demand, local_hour_mid), 0.0)
+        if not np.any(expected > 0.0):
             return JobBatch.empty()
-        rng = self._stream(code, bin_index)
-        n = int(rng.poisson(expected))
-        submit_s = np.sort(bin_t0 + self.bin_s * rng.random(n))
+        rng = self._stream(code, block_index)
+        counts = rng.poisson(expected)
+        n = int(counts.sum())
+        submit_s = np.sort(np.repeat(bin_t0, counts) + self.bin_s * rng.random(n))
         work_s = demand.duration_median_s * np.exp(demand.duration_sigma * rng.standard_normal(n))
         customer = rng.choice(len(self._customer_p), size=n, p=self._customer_p)
         spec = WORKLOAD_SPECS[code]

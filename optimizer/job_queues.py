@@ -13,6 +13,7 @@ behind the same ``head``/``pop``/``push`` methods.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +54,11 @@ class WaitingQueues:
 
     def __init__(self, type_count: int) -> None:
         self._classes: dict[ClassKey, QueueClass] = {}
+        self._by_pool: dict[int, list[QueueClass]] = {}
+        """Classes whose jobs may run on each pool (empty ones included)."""
+        self._min_units: dict[int, float] = {}
+        """Least room any waiting job of each pool asks for; a pool is missing when that
+        changed (a class became empty or non-empty) and it must be recomputed."""
         self.total = 0
         """Waiting jobs [-]."""
         self.jobs_by_type = [0] * type_count
@@ -78,6 +84,10 @@ class WaitingQueues:
         if queue is None:
             queue = QueueClass(type_code, gpu_type, units, priority, pools, frozenset(pools))
             self._classes[key] = queue
+            for pool in pools:
+                self._by_pool.setdefault(pool, []).append(queue)
+        if not queue.heap:
+            self._forget_min_units(queue)
         heapq.heappush(queue.heap, (submit_s, row))
         self.total += 1
         self.jobs_by_type[type_code] += 1
@@ -86,10 +96,34 @@ class WaitingQueues:
     def pop(self, queue: QueueClass) -> int:
         """Remove and return the row of the head of ``queue``."""
         _submit_s, row = heapq.heappop(queue.heap)
+        if not queue.heap:
+            self._forget_min_units(queue)
         self.total -= 1
         self.jobs_by_type[queue.type_code] -= 1
         self.units_by_type[queue.type_code] -= queue.units
         return row
+
+    def classes_for_pool(self, pool: int) -> list[QueueClass]:
+        """Every class (empty or not) whose jobs may run on ``pool``, in creation order.
+
+        The list is live: classes created later for ``pool`` are appended to it.
+        """
+        return self._by_pool.setdefault(pool, [])
+
+    def min_units(self, pool: int) -> float:
+        """Least room [GPUs or TH/s] any job waiting for ``pool`` needs (inf: none waits).
+
+        When less than this is free on ``pool``, nothing waiting can start there.
+        """
+        units = self._min_units.get(pool)
+        if units is None:
+            units = min((q.units for q in self.classes_for_pool(pool) if q.heap), default=math.inf)
+            self._min_units[pool] = units
+        return units
+
+    def _forget_min_units(self, queue: QueueClass) -> None:
+        for pool in queue.pools:
+            self._min_units.pop(pool, None)
 
     def nonempty(self) -> list[QueueClass]:
         """Classes with at least one waiting job, in a fixed (creation) order."""

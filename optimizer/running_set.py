@@ -62,7 +62,7 @@ class RunningSet:
         """Enter a job that started a run at ``segment_start_s`` [s] holding ``units``."""
         interval_s = checkpoint_s if self.loses_work else math.inf
         group = (priority, units, interval_s)
-        phase = _phase(segment_start_s, interval_s)
+        phase = segment_start_s % interval_s if math.isfinite(interval_s) else segment_start_s
         members = self._groups.get(group)
         if members is None:
             members = self._groups[group] = []

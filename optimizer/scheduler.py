@@ -93,6 +93,7 @@ class Scheduler:
         self.check_invariants = check_invariants
         n = len(self.pools)
         self._pool_facility = np.array([p.facility for p in self.pools], dtype=np.int16)
+        self._pool_facility_list = [p.facility for p in self.pools]
         self._pool_is_gpu = [p.is_gpu for p in self.pools]
         self._limit = [float(p.capacity) for p in self.pools]
         self._busy = [0.0] * n
@@ -119,6 +120,10 @@ class Scheduler:
                 self._gpu_pools_by_type[pool.gpu_type] += (index,)
         self._all_gpu_pools = tuple(i for i, p in enumerate(self.pools) if p.is_gpu)
         self._asic_pools = tuple(i for i, p in enumerate(self.pools) if not p.is_gpu)
+        self._installed_seen: tuple[float, ...] | None = None
+        self._largest_tables: tuple[np.ndarray, float] = (np.zeros(2), 0.0)
+        self._candidates: dict[tuple[int, int], tuple[int, ...]] = {}
+        """``pools_for`` by (type code, GPU type), filled as pairs are first seen."""
         self._reset_interval_state(0.0)
 
     # ------------------------------------------------------------------ public API
@@ -290,8 +295,13 @@ class Scheduler:
         self._peak = [math.nan] * n
         self._submitted = [0] * TYPE_COUNT
         self._rejected = [0] * TYPE_COUNT
-        self._pending_start: list[tuple[int, float, int]] = []
-        self._pending_done: list[tuple[int, float]] = []
+        # starts of non-interruptible jobs and completions, buffered as (row, time [s]) and
+        # pool columns until _flush writes them into the job table in one go
+        self._pending_start_row: list[int] = []
+        self._pending_start_s: list[float] = []
+        self._pending_start_pool: list[int] = []
+        self._pending_done_row: list[int] = []
+        self._pending_done_s: list[float] = []
 
     def _set_limits(self, limits: Sequence[float] | np.ndarray | None) -> None:
         """Set this interval's limits, clipped to each pool's capacity."""
@@ -329,12 +339,12 @@ class Scheduler:
         if hi == lo:
             return
         submit = jobs.submit_s[lo:hi]
-        if submit[0] < t0_s or np.any(np.diff(submit) < 0):
+        if submit[0] < t0_s or (submit[1:] < submit[:-1]).any():
             raise SchedulerError(
                 f"jobs {lo}..{hi - 1}: rows must be appended in submission order, at or after "
                 f"the interval start t0_s={t0_s}"
             )
-        if hi < len(jobs) and np.any(jobs.submit_s[hi:] < t1_s):
+        if hi < len(jobs) and (jobs.submit_s[hi:] < t1_s).any():
             raise SchedulerError(f"jobs after row {hi}: rows are not in submission order")
         types = jobs.type[lo:hi]
         self._submitted = np.bincount(types, minlength=TYPE_COUNT).tolist()
@@ -365,21 +375,38 @@ class Scheduler:
         jobs = self.jobs
         types = jobs.type[lo:hi]
         gpu_type = jobs.gpu_type[lo:hi].astype(np.int64)
-        top_code = max(int(gpu_type.max()), max((p.gpu_type for p in self.pools), default=0))
-        largest = np.zeros(top_code + 2)
-        """Largest installed GPU pool per GPU type code + 1 (slot 0: any type)."""
-        for pool in self.pools:
-            if pool.is_gpu:
-                largest[pool.gpu_type + 1] = max(largest[pool.gpu_type + 1], pool.installed)
-                largest[0] = max(largest[0], pool.installed)
-        largest_asic = max((p.installed for p in self.pools if not p.is_gpu), default=0.0)
+        largest, largest_asic = self._largest_installed(int(gpu_type.max()))
         on_gpu = types != MINING
         room = largest[gpu_type + 1]
+        gpus = jobs.gpus[lo:hi]
+        too_big_ths = ~on_gpu & (jobs.hashrate_ths[lo:hi] > largest_asic + _EPS)
         reason = np.zeros(hi - lo, dtype=np.int8)
+        if not ((on_gpu & ((room <= 0) | (gpus > room))) | too_big_ths).any():
+            return reason  # the usual case: every job fits somewhere
         reason[on_gpu & (room <= 0)] = GPU_TYPE_ABSENT
-        reason[on_gpu & (room > 0) & (jobs.gpus[lo:hi] > room)] = GANG_TOO_LARGE
-        reason[~on_gpu & (jobs.hashrate_ths[lo:hi] > largest_asic + _EPS)] = HASHRATE_TOO_LARGE
+        reason[on_gpu & (room > 0) & (gpus > room)] = GANG_TOO_LARGE
+        reason[too_big_ths] = HASHRATE_TOO_LARGE
         return reason
+
+    def _largest_installed(self, top_gpu_type: int) -> tuple[np.ndarray, float]:
+        """Largest installed GPU pool per GPU type code + 1 (slot 0: any type), with a slot
+        up to ``top_gpu_type``, and the largest installed ASIC pool [GPUs, TH/s]. Recomputed
+        only when a pool's installed capacity changed."""
+        installed = tuple(p.installed for p in self.pools)
+        if installed != self._installed_seen:
+            top_code = max((p.gpu_type for p in self.pools), default=0)
+            largest = np.zeros(top_code + 2)
+            for pool in self.pools:
+                if pool.is_gpu:
+                    largest[pool.gpu_type + 1] = max(largest[pool.gpu_type + 1], pool.installed)
+                    largest[0] = max(largest[0], pool.installed)
+            largest_asic = max((p.installed for p in self.pools if not p.is_gpu), default=0.0)
+            self._installed_seen = installed
+            self._largest_tables = (largest, float(largest_asic))
+        largest, largest_asic = self._largest_tables
+        if top_gpu_type + 2 > largest.size:
+            largest = np.concatenate([largest, np.zeros(top_gpu_type + 2 - largest.size)])
+        return largest, largest_asic
 
     def _arrival_loop(
         self,
@@ -397,13 +424,16 @@ class Scheduler:
         limit = self._limit
         busy = self._busy
         queues = self._queues
-        for i, row in enumerate(rows):
-            t = submit[i]
+        known = self._candidates
+        start = self._start
+        for row, t, type_code, gpu_type, need, work_s, usd, checkpoint_s in zip(
+            rows, submit, types, gpu_types, units, work, usd_per_s, checkpoint, strict=True
+        ):
             if heap and heap[0][0] <= t:
                 self._complete_until(t)
-            type_code = types[i]
-            need = units[i]
-            candidates = self.pools_for(type_code, gpu_types[i])
+            candidates = known.get((type_code, gpu_type))
+            if candidates is None:
+                candidates = known[(type_code, gpu_type)] = self.pools_for(type_code, gpu_type)
             best = -1
             best_free = -math.inf
             for pool in candidates:
@@ -411,11 +441,11 @@ class Scheduler:
                 if free > best_free:
                     best, best_free = pool, free
             if best >= 0 and best_free >= need - _EPS:
-                self._start(row, t, best, type_code, need, work[i], usd_per_s[i], checkpoint[i])
+                start(row, t, best, type_code, need, work_s, usd, checkpoint_s)
             elif _PREEMPTS[type_code] and self._preempt_for(row, t, type_code, need, candidates):
                 continue
             else:
-                queues.push(row, t, type_code, gpu_types[i], need, _PRIORITY[type_code], candidates)
+                queues.push(row, t, type_code, gpu_type, need, _PRIORITY[type_code], candidates)
 
     # ------------------------------------------------------------------ events
 
@@ -439,7 +469,11 @@ class Scheduler:
         checkpoint_s: float,
     ) -> None:
         cell = pool * TYPE_COUNT + type_code
-        self._integrate(cell, t_s)
+        dt = t_s - self._last_t[cell]
+        if dt > 0.0:  # _integrate(cell, t_s), inlined: this is the hottest path
+            self._area[cell] += self._busy_by[cell] * dt
+            self._money[cell] += self._rate_by[cell] * dt
+            self._last_t[cell] = t_s
         self._busy_by[cell] += units
         self._rate_by[cell] += usd_per_s
         busy = self._busy[pool] + units
@@ -450,11 +484,10 @@ class Scheduler:
             raise SchedulerInvariantError(
                 f"pool {pool}: placing job {row} makes busy {busy} > limit {self._limit[pool]}"
             )
-        self._seq += 1
-        self._running[row] = self._seq
+        seq = self._seq = self._seq + 1
+        self._running[row] = seq
         heapq.heappush(
-            self._completions,
-            (t_s + remaining_s, self._seq, row, pool, type_code, units, usd_per_s),
+            self._completions, (t_s + remaining_s, seq, row, pool, type_code, units, usd_per_s)
         )
         self._started[cell] += 1
         if _INTERRUPTIBLE[type_code]:
@@ -462,36 +495,51 @@ class Scheduler:
             self._status[row] = RUNNING
             self._segment_start[row] = t_s
             self._pool_col[row] = pool
-            self._facility_col[row] = self._pool_facility[pool]
-            if self._start_col[row] != self._start_col[row]:  # NaN: first start
+            self._facility_col[row] = self._pool_facility_list[pool]
+            first_start = self._start_col[row]
+            if first_start != first_start:  # NaN: first start
                 self._start_col[row] = t_s
             self._victims[pool].add(row, t_s, checkpoint_s, units, _PRIORITY[type_code])
         else:
-            self._pending_start.append((row, t_s, pool))
+            self._pending_start_row.append(row)
+            self._pending_start_s.append(t_s)
+            self._pending_start_pool.append(pool)
 
     def _complete_until(self, t_s: float, before: bool = False) -> None:
         """Finish every job ending at or before ``t_s`` (strictly before if ``before``)."""
         heap = self._completions
         running = self._running
+        busy, busy_by, rate_by, last_t = self._busy, self._busy_by, self._rate_by, self._last_t
+        area, money, completed = self._area, self._money, self._completed
+        done_rows, done_s = self._pending_done_row, self._pending_done_s
+        queues, limit, victims = self._queues, self._limit, self._victims
         while heap and (heap[0][0] < t_s or (not before and heap[0][0] == t_s)):
             end_s, seq, row, pool, type_code, units, usd_per_s = heapq.heappop(heap)
             if running.get(row) != seq:
                 continue
             del running[row]
             cell = pool * TYPE_COUNT + type_code
-            self._integrate(cell, end_s)
-            self._busy_by[cell] -= units
-            self._rate_by[cell] -= usd_per_s
-            self._busy[pool] -= units
-            self._completed[cell] += 1
-            self._pending_done.append((row, end_s))
+            dt = end_s - last_t[cell]
+            if dt > 0.0:  # _integrate(cell, end_s), inlined
+                area[cell] += busy_by[cell] * dt
+                money[cell] += rate_by[cell] * dt
+                last_t[cell] = end_s
+            busy_by[cell] -= units
+            rate_by[cell] -= usd_per_s
+            busy[pool] -= units
+            completed[cell] += 1
+            done_rows.append(row)
+            done_s.append(end_s)
             if _INTERRUPTIBLE[type_code]:
-                self._victims[pool].remove(row)
-            if self._queues.total:
-                self._drain(end_s, pool)
+                victims[pool].remove(row)
+            if queues.total and limit[pool] - busy[pool] >= queues.min_units(pool) - _EPS:
+                self._drain_pool(end_s, pool)
 
     def _drain(self, t_s: float, only_pool: int | None) -> None:
         """Start waiting jobs while any fits (all pools, or only ``only_pool``)."""
+        if only_pool is not None:
+            self._drain_pool(t_s, only_pool)
+            return
         queues = self._queues
         limit = self._limit
         busy = self._busy
@@ -500,17 +548,11 @@ class Scheduler:
             chosen_pool = -1
             chosen_key: tuple[int, float, int] | None = None
             for queue in queues.nonempty():
-                if only_pool is not None:
-                    if only_pool not in queue.pool_set:
-                        continue
-                    pool = only_pool
-                    free = limit[pool] - busy[pool]
-                else:
-                    pool, free = -1, -math.inf
-                    for candidate in queue.pools:
-                        room = limit[candidate] - busy[candidate]
-                        if room > free:
-                            pool, free = candidate, room
+                pool, free = -1, -math.inf
+                for candidate in queue.pools:
+                    room = limit[candidate] - busy[candidate]
+                    if room > free:
+                        pool, free = candidate, room
                 if pool < 0 or free < queue.units - _EPS:
                     continue
                 submit_s, row = queue.head()
@@ -521,6 +563,27 @@ class Scheduler:
                 return
             row = queues.pop(chosen)
             self._start_waiting(row, t_s, chosen_pool, chosen.type_code, chosen.units)
+
+    def _drain_pool(self, t_s: float, pool: int) -> None:
+        """Start waiting jobs that may run on ``pool`` while one fits there (after room
+        appeared on that pool only)."""
+        queues = self._queues
+        classes = queues.classes_for_pool(pool)
+        while queues.total:
+            free = self._limit[pool] - self._busy[pool]
+            chosen = None
+            chosen_key: tuple[int, float, int] | None = None
+            for queue in classes:
+                if not queue.heap or free < queue.units - _EPS:
+                    continue
+                submit_s, row = queue.heap[0]
+                key = (queue.priority, submit_s, row)
+                if chosen_key is None or key < chosen_key:
+                    chosen, chosen_key = queue, key
+            if chosen is None:
+                return
+            row = queues.pop(chosen)
+            self._start_waiting(row, t_s, pool, chosen.type_code, chosen.units)
 
     def _start_waiting(self, row: int, t_s: float, pool: int, type_code: int, units: float) -> None:
         jobs = self.jobs
@@ -618,22 +681,20 @@ class Scheduler:
     def _flush(self) -> None:
         """Write the starts and completions buffered by the hot loop into the job table."""
         jobs = self.jobs
-        if self._pending_start:
-            rows_t_pool = np.array(self._pending_start, dtype=np.float64)
-            self._pending_start = []
-            rows = rows_t_pool[:, 0].astype(np.int64)
-            t_s = rows_t_pool[:, 1]
-            pools = rows_t_pool[:, 2].astype(np.int64)
+        if self._pending_start_row:
+            rows = np.array(self._pending_start_row, dtype=np.int64)
+            t_s = np.array(self._pending_start_s, dtype=np.float64)
+            pools = np.array(self._pending_start_pool, dtype=np.int64)
+            self._pending_start_row, self._pending_start_s, self._pending_start_pool = [], [], []
             jobs.status[rows] = RUNNING
             jobs.segment_start_s[rows] = t_s
             jobs.pool[rows] = pools
             jobs.facility[rows] = self._pool_facility[pools]
             jobs.start_s[rows] = np.where(np.isnan(jobs.start_s[rows]), t_s, jobs.start_s[rows])
-        if self._pending_done:
-            rows_t = np.array(self._pending_done, dtype=np.float64)
-            self._pending_done = []
-            rows = rows_t[:, 0].astype(np.int64)
-            end_s = rows_t[:, 1]
+        if self._pending_done_row:
+            rows = np.array(self._pending_done_row, dtype=np.int64)
+            end_s = np.array(self._pending_done_s, dtype=np.float64)
+            self._pending_done_row, self._pending_done_s = [], []
             elapsed_s = end_s - jobs.segment_start_s[rows]
             jobs.revenue_usd[rows] += (
                 jobs.gpus[rows] * jobs.price_usd_per_gpu_hour[rows] * elapsed_s / 3600.0

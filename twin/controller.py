@@ -1,12 +1,15 @@
 """The control loop: every dispatch interval, observe -> decide -> act -> advance -> record.
 
 * **observe** — drivers' readings, signals and market state become a typed
-  :class:`optimizer.types.Snapshot` (no future data in it);
+  :class:`optimizer.types.Snapshot` (no future data in it); a driver that keeps device
+  counts itself (the simulated ones, see :class:`ClassCountingAsicDriver`) is asked for
+  those instead of a full read, which copies every device's columns;
 * **decide** — the policy turns it into a :class:`optimizer.types.Plan`;
 * **act** — the plan becomes driver commands (miner counts and power targets) and scheduler
   limits (GPUs that may be busy inside the GPU power budget, TH/s of mining capacity);
 * **advance** — new workloads arrive, the scheduler plays the interval, the world's physics
-  steps the fleets (in live mode the real world does this part);
+  steps the fleets (in live mode the real world does this part); the GPUs' use labels are
+  the world's bookkeeping of the scheduler's result and go on the fleet in one call;
 * **record** — money, energy and state per facility go to the recorder.
 
 Only this module composes models, optimizer and drivers; it reads time from the ``t_s`` it
@@ -22,14 +25,30 @@ from typing import Any
 import numpy as np
 import simpy
 
-from drivers.base import AsicCommand, AsicDriver, AsicReadings, GpuCommand, GpuDriver
+from drivers.base import (
+    AsicCommand,
+    AsicDriver,
+    AsicReadings,
+    ClassCountingAsicDriver,
+    FailureCountingGpuDriver,
+    GpuDriver,
+    GpuReadings,
+)
 from models.customers import Customer
 from models.facility import ambient_c, marginal_energy_usd_per_mwh, pue
-from models.fleet import AsicFleet, AsicState, GpuFleet, GpuHealth, GpuUse
-from models.grid import Grid
+from models.fleet import (
+    AsicFleet,
+    AsicState,
+    AsicStepResult,
+    GpuFleet,
+    GpuHealth,
+    GpuStepResult,
+    GpuUse,
+)
+from models.grid import CurtailRequest, Grid
 from models.job_table import JobTable
 from models.market import Market
-from models.workload_types import type_code
+from models.workload_types import TYPE_COUNT, type_code
 from models.workloads import WorkloadGenerator
 from optimizer.interval_result import IntervalResult
 from optimizer.policies import Policy
@@ -75,6 +94,18 @@ class World:
 
 
 @dataclass(frozen=True, slots=True)
+class _GpuPoolMap:
+    """Where a scheduler GPU pool lives in the GPU fleet."""
+
+    scheduler_index: int
+    facility: int
+    type_id: str
+    fleet_pool: int
+    installed: int
+    """GPUs installed in the pool [-]."""
+
+
+@dataclass(frozen=True, slots=True)
 class _PoolMap:
     """Where each scheduler pool lives in the GPU fleet (or that it is an ASIC pool)."""
 
@@ -107,17 +138,24 @@ class Controller:
         self.asic_models = [spec.model_id for spec in world.asic_fleet.models]
         self.asic_specs = {spec.model_id: spec for spec in world.asic_fleet.models}
         self.gpu_specs = {spec.type_id: spec for spec in world.gpu_fleet.types}
-        self._pool_map = [
-            _PoolMap(
-                i,
-                pool.facility,
-                world.gpu_type_ids[pool.gpu_type] if pool.is_gpu else None,
-                world.gpu_fleet.pool_index(pool.facility, world.gpu_type_ids[pool.gpu_type])
-                if pool.is_gpu
-                else -1,
-            )
-            for i, pool in enumerate(world.pools)
+        self._pool_map = _pool_maps(world)
+        self._gpu_entries = _gpu_pool_maps(world, self._pool_map)
+        n_facilities = len(self.facilities)
+        self._entries_by_facility = [
+            [e for e in self._pool_map if e.facility == f] for f in range(n_facilities)
         ]
+        self._gpu_entries_by_facility = [
+            [e for e in self._gpu_entries if e.facility == f] for f in range(n_facilities)
+        ]
+        pool_facility = np.array([e.facility for e in self._pool_map], dtype=np.int64)
+        self._pool_type_cell = pool_facility[:, None] * TYPE_COUNT + np.arange(TYPE_COUNT)
+        """Cell ``facility * TYPE_COUNT + type`` of each (scheduler pool, type) [-]."""
+        self._pue_mining, self._pue_ai = _pue_tables(self.facilities, world.ambient_c)
+        self._four_cp_rate_usd_per_kw_year = scenario.grid.four_cp.rate_usd_per_kw_year
+        self._asic_state_counts = _asic_counter(asic_driver, len(self.facilities))
+        self._gpu_failed_counts = _gpu_failure_counter(gpu_driver, len(self.facilities))
+        self._class_cache: dict[int, tuple[list[list[int]], tuple[AsicClassState, ...]]] = {}
+        self._requests: list[CurtailRequest] = []
         self._last_mw = np.zeros(len(self.facilities))
         self._running_by_pool = np.zeros(len(world.pools), dtype=np.int64)
         self.last_plan: Plan | None = None
@@ -137,10 +175,10 @@ class Controller:
 
     def step(self, index: int, t0_s: float) -> None:
         """One dispatch interval starting at ``t0_s`` [s]."""
-        snapshot, readings = self.observe(index, t0_s)
+        snapshot = self.observe(index, t0_s)
         plan = self.policy.decide(snapshot)
         self.last_plan = plan
-        limits = self.act(snapshot, plan, readings)
+        limits = self.act(snapshot, plan)
         self.advance_and_record(index, snapshot, plan, limits)
 
     def finish(self, t_end_s: float) -> None:
@@ -150,29 +188,25 @@ class Controller:
 
     # ------------------------------------------------------------------ observe
 
-    def observe(self, index: int, t0_s: float) -> tuple[Snapshot, AsicReadings]:
+    def observe(self, index: int, t0_s: float) -> Snapshot:
         """Readings, signals and market state at ``t0_s`` as a snapshot."""
         world = self.world
         market = world.market.state_at(t0_s)
-        asic_readings = self.asic_driver.read()
-        counts = _class_state_counts(asic_readings, len(self.facilities))
-        gpu_readings = self.gpu_driver.read()
-        failed_gpus = np.zeros((len(self.facilities), len(gpu_readings.type_ids)), np.int64)
-        np.add.at(
-            failed_gpus,
-            (
-                gpu_readings.facility[gpu_readings.state != GpuHealth.OK],
-                gpu_readings.type[gpu_readings.state != GpuHealth.OK],
-            ),
-            1,
-        )
-        busy = world.scheduler.busy
+        counts = self._asic_state_counts().tolist()
+        failed_gpus, type_ids = self._gpu_failed_counts()
+        failed_by_type = failed_gpus.tolist()
+        busy = world.scheduler.busy.tolist()
         ancillary = world.grid.ancillary_usd_per_mw_h(t0_s)
+        four_cp = world.grid.is_four_cp(t0_s)
+        pue_mining = self._pue_mining[index].tolist()
+        pue_ai = self._pue_ai[index].tolist()
+        ambient = world.ambient_c[index].tolist()
         states = []
+        self._requests = []
         for f, facility in enumerate(self.facilities):
-            ambient = float(world.ambient_c[index, f])
             price = world.grid.price_usd_per_mwh(facility.settlement_point, t0_s)
             request = world.grid.curtail_request(facility.id, t0_s)
+            self._requests.append(request)
             states.append(
                 FacilityState(
                     facility_id=facility.id,
@@ -181,22 +215,27 @@ class Controller:
                         facility.contract, float(self._last_mw[f]), price
                     ),
                     power_cap_mw=facility.power_cap_mw,
-                    pue_mining=_pue(facility, facility.pue.mining, ambient),
-                    pue_ai=_pue(facility, facility.pue.ai, ambient),
-                    ambient_c=ambient,
-                    asic_classes=self._asic_classes(f, counts),
-                    gpu_pools=self._gpu_pools(f, market, failed_gpus, gpu_readings.type_ids, busy),
+                    pue_mining=pue_mining[f],
+                    pue_ai=pue_ai[f],
+                    ambient_c=ambient[f],
+                    asic_classes=self._asic_classes(f, counts[f]),
+                    gpu_pools=self._gpu_pools(f, market, failed_by_type, type_ids, busy),
                     curtail_request_fraction=request.fraction,
-                    four_cp_interval=world.grid.is_four_cp(t0_s),
+                    four_cp_interval=four_cp,
                 )
             )
-        snapshot = Snapshot(t0_s, self.interval_s, market, tuple(states), ancillary)
-        return snapshot, asic_readings
+        return Snapshot(t0_s, self.interval_s, market, tuple(states), ancillary)
 
-    def _asic_classes(self, f: int, counts: np.ndarray) -> tuple[AsicClassState, ...]:
+    def _asic_classes(self, f: int, counts: list[list[int]]) -> tuple[AsicClassState, ...]:
+        """One state per model present at facility ``f``; ``counts[m][state]`` [-]. Reuses
+        the previous tuple while the counts are unchanged (they change only on commands)."""
+        cached = self._class_cache.get(f)
+        if cached is not None and cached[0] == counts:
+            return cached[1]
         classes = []
         for m, model_id in enumerate(self.asic_models):
-            total = int(counts[f, m].sum())
+            row = counts[m]
+            total = sum(row)
             if total == 0:
                 continue
             spec = self.asic_specs[model_id]
@@ -209,44 +248,43 @@ class Controller:
                     sleep_power_w_each=spec.sleep_power_w,
                     min_power_fraction=spec.min_power_fraction,
                     count=total,
-                    active=int(counts[f, m, AsicState.ACTIVE]),
-                    sleeping=int(counts[f, m, AsicState.SLEEPING]),
-                    failed=int(counts[f, m, AsicState.FAILED]),
+                    active=row[AsicState.ACTIVE],
+                    sleeping=row[AsicState.SLEEPING],
+                    failed=row[AsicState.FAILED],
                 )
             )
-        return tuple(classes)
+        result = tuple(classes)
+        self._class_cache[f] = (counts, result)
+        return result
 
     def _gpu_pools(
         self,
         f: int,
         market: MarketState,
-        failed: np.ndarray,
+        failed: list[list[int]],
         type_ids: tuple[str, ...],
-        busy: np.ndarray,
+        busy: list[float],
     ) -> tuple[GpuPoolState, ...]:
         pools = []
-        for entry in self._pool_map:
-            if entry.facility != f or entry.type_id is None:
-                continue
+        multiplier = market.gpu_rental_multiplier
+        for entry in self._gpu_entries_by_facility[f]:
             spec = self.gpu_specs[entry.type_id]
-            pool = self.world.pools[entry.scheduler_index]
             pools.append(
                 GpuPoolState(
                     type_id=entry.type_id,
                     tdp_w=spec.tdp_w,
                     idle_w=spec.idle_w,
-                    count=int(pool.installed),
-                    busy=round(float(busy[entry.scheduler_index])),
-                    failed=int(failed[f, type_ids.index(entry.type_id)]),
-                    rental_usd_per_gpu_hour=spec.rental_index_usd_per_gpu_hour
-                    * market.gpu_rental_multiplier,
+                    count=entry.installed,
+                    busy=round(busy[entry.scheduler_index]),
+                    failed=failed[f][type_ids.index(entry.type_id)],
+                    rental_usd_per_gpu_hour=spec.rental_index_usd_per_gpu_hour * multiplier,
                 )
             )
         return tuple(pools)
 
     # ------------------------------------------------------------------ act
 
-    def act(self, snapshot: Snapshot, plan: Plan, readings: AsicReadings) -> np.ndarray:
+    def act(self, snapshot: Snapshot, plan: Plan) -> np.ndarray:
         """Send miner commands through the driver; return the scheduler's pool limits."""
         commands = []
         for f, state in enumerate(snapshot.facilities):
@@ -272,9 +310,7 @@ class Controller:
                 facility_plan.asic_active[c.model_id] * c.hashrate_ths_each
                 for c in state.asic_classes
             )
-            for entry in self._pool_map:
-                if entry.facility != f:
-                    continue
+            for entry in self._entries_by_facility[f]:
                 if entry.type_id is None:
                     limits[entry.scheduler_index] = hashrate_ths
                 else:
@@ -286,142 +322,258 @@ class Controller:
     def advance_and_record(
         self, index: int, snapshot: Snapshot, plan: Plan, limits: np.ndarray
     ) -> None:
-        """Play the interval in the world, then account and record each facility."""
+        """Play the interval in the world, then account and record each facility.
+
+        GPU use labels are the world's bookkeeping of what the scheduler ran, so they go on
+        the simulated fleet directly (a real GPU driver has no such labels to set).
+        """
         world = self.world
         t0_s, dt_s = snapshot.t_s, self.interval_s
         world.jobs.append(world.generator.arrivals(t0_s, t0_s + dt_s))
         result = world.scheduler.run_interval(t0_s, t0_s + dt_s, limits)
         self._running_by_pool += (result.started - result.completed - result.preempted).sum(axis=1)
         ambient = world.ambient_c[index]
-        spot = self._spot_gpus(snapshot, plan, result, limits)
+        facility_plans = [plan.facility(state.facility_id) for state in snapshot.facilities]
+        spot = self._spot_gpus(facility_plans, result, limits)
         busy_gpu_s = self._busy_gpu_s(result, spot)
-        for entry in self._pool_map:
-            if entry.type_id is not None:
-                uses = {
-                    int(use): busy_gpu_s[entry.fleet_pool, use] / dt_s
-                    for use in GpuUse
-                    if use not in (GpuUse.IDLE, GpuUse.OFF)
-                }
-                self.gpu_driver.apply([GpuCommand(entry.facility, entry.type_id, uses=uses)])
+        world.gpu_fleet.apply_uses_all(busy_gpu_s / dt_s)
         asic_step = world.asic_fleet.step(t0_s, dt_s, ambient)
         gpu_step = world.gpu_fleet.step(t0_s, dt_s, busy_gpu_s, ambient)
-        gpu_kw_by_use = gpu_step.by_facility(gpu_step.mean_power_kw_by_use)
-        gpus_by_use = gpu_step.by_facility(gpu_step.gpus_by_use)
-        gpu_failed = gpu_step.by_facility(gpu_step.failed)
-        revenue_by_type = np.zeros((len(self.facilities), result.revenue_usd.shape[1]))
-        np.add.at(revenue_by_type, [e.facility for e in self._pool_map], result.revenue_usd)
-        running = np.zeros(len(self.facilities))
-        np.add.at(running, [e.facility for e in self._pool_map], self._running_by_pool)
-        spot_by_facility = np.zeros(len(self.facilities))
-        spot_usd_h = np.zeros(len(self.facilities))
-        for entry in self._pool_map:
-            if entry.type_id is not None:
-                count = spot[entry.scheduler_index]
-                spot_by_facility[entry.facility] += count
-                spot_usd_h[entry.facility] += count * next(
-                    p.rental_usd_per_gpu_hour
-                    for p in snapshot.facility(self.facilities[entry.facility].id).gpu_pools
-                    if p.type_id == entry.type_id
-                )
-        four_cp_rate = world.scenario.grid.four_cp.rate_usd_per_kw_year
-        for f, (facility, state) in enumerate(
-            zip(self.facilities, snapshot.facilities, strict=True)
-        ):
-            request = world.grid.curtail_request(facility.id, t0_s)
-            full_mining_it_mw = self._full_mining_it_mw(state)
-            kw = gpu_kw_by_use[f]
-            inputs = IntervalInputs(
-                dt_s=dt_s,
-                price_usd_per_mwh=state.price_usd_per_mwh,
-                contract=facility.contract,
-                pue_mining=state.pue_mining,
-                pue_ai=state.pue_ai,
-                it_mining_mw=float(asic_step.mean_power_kw[f].sum()) / 1000.0,
-                it_inference_mw=float(kw[GpuUse.INFERENCE]) / 1000.0,
-                it_batch_mw=float(kw[GpuUse.BATCH]) / 1000.0,
-                it_training_mw=float(kw[GpuUse.TRAINING]) / 1000.0,
-                it_spot_mw=float(kw[GpuUse.SPOT]) / 1000.0,
-                it_gpu_idle_mw=float(kw[GpuUse.IDLE] + kw[GpuUse.OFF]) / 1000.0,
-                hashrate_ths=float(asic_step.mean_hashrate_ths[f].sum()),
-                hashprice_usd_per_ths_day=snapshot.market.hashprice_usd_per_ths_day,
-                revenue_ai_inference_usd=float(
-                    revenue_by_type[f, REALTIME] + revenue_by_type[f, BATCH]
-                ),
-                revenue_training_usd=float(revenue_by_type[f, TRAINING]),
-                gpus_spot=float(spot_by_facility[f]),
-                spot_usd_per_gpu_hour=float(spot_usd_h[f] / spot_by_facility[f])
-                if spot_by_facility[f] > 0
-                else 0.0,
-                flexible_baseline_mw=full_mining_it_mw * state.pue_mining,
-                curtail_fraction=request.fraction,
-                curtail_payment_usd_per_mwh=request.payment_usd_per_mwh,
-                four_cp=state.four_cp_interval,
-                four_cp_rate_usd_per_kw_year=four_cp_rate,
-            )
-            row = settle_interval(inputs)
+        totals = self._facility_totals(snapshot, result, spot, asic_step, gpu_step)
+        for f in range(len(self.facilities)):
+            row = self._facility_row(f, snapshot, totals)
             self._last_mw[f] = row["power_total_mw"]
-            counts = asic_step
-            row.update(
-                price_usd_per_mwh=state.price_usd_per_mwh,
-                ambient_c=state.ambient_c,
-                pue_mining=state.pue_mining,
-                pue_ai=state.pue_ai,
-                power_cap_mw=state.power_cap_mw,
-                curtailed_mw=max(0.0, full_mining_it_mw - inputs.it_mining_mw),
-                hashrate_ths=inputs.hashrate_ths,
-                asics_active=float(counts.active[f].sum()),
-                asics_sleeping=float(counts.sleeping[f].sum()),
-                asics_failed=float(counts.failed[f].sum()),
-                gpus_inference=float(gpus_by_use[f, GpuUse.INFERENCE]),
-                gpus_batch=float(gpus_by_use[f, GpuUse.BATCH]),
-                gpus_training=float(gpus_by_use[f, GpuUse.TRAINING]),
-                gpus_spot=float(gpus_by_use[f, GpuUse.SPOT]),
-                gpus_idle=float(gpus_by_use[f, GpuUse.IDLE]),
-                gpus_failed=float(gpu_failed[f]),
-                btc_price_usd=snapshot.market.btc_price_usd,
-                hashprice_usd_per_ths_day=snapshot.market.hashprice_usd_per_ths_day,
-                difficulty=snapshot.market.difficulty,
-                ancillary_offer_mw=0.0,
-                four_cp=float(state.four_cp_interval),
-                grid_event_fraction=request.fraction,
-                queued_jobs=float(result.queued_jobs),
-                running_jobs=float(running[f]),
-            )
             self.recorder.record(index, f, row)
+
+    def _facility_totals(
+        self,
+        snapshot: Snapshot,
+        result: IntervalResult,
+        spot: np.ndarray,
+        asic_step: AsicStepResult,
+        gpu_step: GpuStepResult,
+    ) -> _FacilityStepTotals:
+        """The interval's world results summed per facility, as plain lists."""
+        n_facilities = len(self.facilities)
+        revenue_by_type: np.ndarray = np.bincount(
+            self._pool_type_cell.ravel(),
+            weights=result.revenue_usd.ravel(),
+            minlength=n_facilities * TYPE_COUNT,
+        ).reshape(n_facilities, TYPE_COUNT)
+        running = np.bincount(
+            self._pool_type_cell[:, 0] // TYPE_COUNT,
+            weights=self._running_by_pool,
+            minlength=n_facilities,
+        )
+        spot_by_facility, spot_usd_per_gpu_hour = self._spot_by_facility(snapshot, spot)
+        return _FacilityStepTotals(
+            asic_it_mw=(asic_step.mean_power_kw.sum(axis=1) / 1000.0).tolist(),
+            hashrate_ths=asic_step.mean_hashrate_ths.sum(axis=1).tolist(),
+            asics_active=asic_step.active.sum(axis=1).tolist(),
+            asics_sleeping=asic_step.sleeping.sum(axis=1).tolist(),
+            asics_failed=asic_step.failed.sum(axis=1).tolist(),
+            gpu_kw_by_use=gpu_step.by_facility(gpu_step.mean_power_kw_by_use).tolist(),
+            gpus_by_use=gpu_step.by_facility(gpu_step.gpus_by_use).tolist(),
+            gpus_failed=gpu_step.by_facility(gpu_step.failed).tolist(),
+            revenue_by_type=revenue_by_type.tolist(),
+            running_jobs=running.tolist(),
+            spot_gpus=spot_by_facility,
+            spot_usd_per_gpu_hour=spot_usd_per_gpu_hour,
+            queued_jobs=float(result.queued_jobs),
+        )
+
+    def _facility_row(
+        self, f: int, snapshot: Snapshot, totals: _FacilityStepTotals
+    ) -> dict[str, float]:
+        """Settle facility ``f`` for the interval and return its recorder row."""
+        facility = self.facilities[f]
+        state = snapshot.facilities[f]
+        request = self._requests[f]
+        full_mining_it_mw = self._full_mining_it_mw(state)
+        kw = totals.gpu_kw_by_use[f]
+        revenue = totals.revenue_by_type[f]
+        gpus = totals.gpus_by_use[f]
+        market = snapshot.market
+        inputs = IntervalInputs(
+            dt_s=self.interval_s,
+            price_usd_per_mwh=state.price_usd_per_mwh,
+            contract=facility.contract,
+            pue_mining=state.pue_mining,
+            pue_ai=state.pue_ai,
+            it_mining_mw=totals.asic_it_mw[f],
+            it_inference_mw=kw[GpuUse.INFERENCE] / 1000.0,
+            it_batch_mw=kw[GpuUse.BATCH] / 1000.0,
+            it_training_mw=kw[GpuUse.TRAINING] / 1000.0,
+            it_spot_mw=kw[GpuUse.SPOT] / 1000.0,
+            it_gpu_idle_mw=(kw[GpuUse.IDLE] + kw[GpuUse.OFF]) / 1000.0,
+            hashrate_ths=totals.hashrate_ths[f],
+            hashprice_usd_per_ths_day=market.hashprice_usd_per_ths_day,
+            revenue_ai_inference_usd=revenue[REALTIME] + revenue[BATCH],
+            revenue_training_usd=revenue[TRAINING],
+            gpus_spot=totals.spot_gpus[f],
+            spot_usd_per_gpu_hour=totals.spot_usd_per_gpu_hour[f],
+            flexible_baseline_mw=full_mining_it_mw * state.pue_mining,
+            curtail_fraction=request.fraction,
+            curtail_payment_usd_per_mwh=request.payment_usd_per_mwh,
+            four_cp=state.four_cp_interval,
+            four_cp_rate_usd_per_kw_year=self._four_cp_rate_usd_per_kw_year,
+        )
+        row = settle_interval(inputs)
+        row.update(
+            price_usd_per_mwh=state.price_usd_per_mwh,
+            ambient_c=state.ambient_c,
+            pue_mining=state.pue_mining,
+            pue_ai=state.pue_ai,
+            power_cap_mw=state.power_cap_mw,
+            curtailed_mw=max(0.0, full_mining_it_mw - inputs.it_mining_mw),
+            hashrate_ths=inputs.hashrate_ths,
+            asics_active=float(totals.asics_active[f]),
+            asics_sleeping=float(totals.asics_sleeping[f]),
+            asics_failed=float(totals.asics_failed[f]),
+            gpus_inference=gpus[GpuUse.INFERENCE],
+            gpus_batch=gpus[GpuUse.BATCH],
+            gpus_training=gpus[GpuUse.TRAINING],
+            gpus_spot=gpus[GpuUse.SPOT],
+            gpus_idle=gpus[GpuUse.IDLE],
+            gpus_failed=totals.gpus_failed[f],
+            btc_price_usd=market.btc_price_usd,
+            hashprice_usd_per_ths_day=market.hashprice_usd_per_ths_day,
+            difficulty=market.difficulty,
+            ancillary_offer_mw=0.0,
+            four_cp=float(state.four_cp_interval),
+            grid_event_fraction=request.fraction,
+            queued_jobs=totals.queued_jobs,
+            running_jobs=totals.running_jobs[f],
+        )
+        return row
 
     def _full_mining_it_mw(self, state: FacilityState) -> float:
         """Mining IT power with every healthy miner hashing at nameplate [MW]."""
         return sum((c.count - c.failed) * c.power_w_each for c in state.asic_classes) / 1e6
 
     def _spot_gpus(
-        self, snapshot: Snapshot, plan: Plan, result: IntervalResult, limits: np.ndarray
+        self, facility_plans: list[FacilityPlan], result: IntervalResult, limits: np.ndarray
     ) -> np.ndarray:
-        """Mean GPUs rented on spot per scheduler pool: what the plan offers, within the
-        room the power budget leaves beside the customer jobs [GPUs]."""
+        """Mean GPUs rented on spot per scheduler pool [GPUs]: what the plan offers, within
+        the room the power budget leaves beside the customer jobs, times the share of offered
+        GPUs the spot market takes (``market.gpu_spot_fill_fraction``)."""
+        fill = self.world.scenario.market.gpu_spot_fill_fraction
         spot = np.zeros(len(self._pool_map))
-        busy = result.mean_busy().sum(axis=1)
-        for entry in self._pool_map:
-            if entry.type_id is None:
-                continue
-            facility_plan: FacilityPlan = plan.facility(self.facilities[entry.facility].id)
-            offered = facility_plan.gpu_spot.get(entry.type_id, 0)
-            room = max(0.0, limits[entry.scheduler_index] - busy[entry.scheduler_index])
-            spot[entry.scheduler_index] = min(float(offered), room)
+        busy = result.mean_busy().sum(axis=1).tolist()
+        limit = limits.tolist()
+        for entry in self._gpu_entries:
+            offered = facility_plans[entry.facility].gpu_spot.get(entry.type_id, 0)
+            room = max(0.0, limit[entry.scheduler_index] - busy[entry.scheduler_index])
+            spot[entry.scheduler_index] = min(float(offered), room) * fill
         return spot
+
+    def _spot_by_facility(
+        self, snapshot: Snapshot, spot: np.ndarray
+    ) -> tuple[list[float], list[float]]:
+        """Mean GPUs on spot per facility [GPUs] and their mean rental price [USD/GPU-h]
+        (0 where none are rented)."""
+        n = len(self.facilities)
+        gpus = [0.0] * n
+        usd_per_hour = [0.0] * n
+        spot_gpus = spot.tolist()
+        for f, state in enumerate(snapshot.facilities):
+            rental = {p.type_id: p.rental_usd_per_gpu_hour for p in state.gpu_pools}
+            for entry in self._gpu_entries_by_facility[f]:
+                count = spot_gpus[entry.scheduler_index]
+                gpus[f] += count
+                usd_per_hour[f] += count * rental[entry.type_id]
+        mean_price = [usd / g if g > 0 else 0.0 for usd, g in zip(usd_per_hour, gpus, strict=True)]
+        return gpus, mean_price
 
     def _busy_gpu_s(self, result: IntervalResult, spot: np.ndarray) -> np.ndarray:
         """Scheduler busy time mapped onto the GPU fleet's pools and uses [GPU-s]."""
         fleet = self.world.gpu_fleet
         busy = np.zeros((fleet.n_pools, len(GpuUse)))
-        for entry in self._pool_map:
-            if entry.type_id is None:
-                continue
+        for entry in self._gpu_entries:
             row = result.busy_unit_s[entry.scheduler_index]
             busy[entry.fleet_pool, GpuUse.INFERENCE] += row[REALTIME]
             busy[entry.fleet_pool, GpuUse.BATCH] += row[BATCH]
             busy[entry.fleet_pool, GpuUse.TRAINING] += row[TRAINING]
             busy[entry.fleet_pool, GpuUse.SPOT] += spot[entry.scheduler_index] * result.duration_s
         return busy
+
+
+@dataclass(frozen=True, slots=True)
+class _FacilityStepTotals:
+    """One interval's world results per facility, as lists indexed by facility (plain
+    floats and ints: the per-facility accounting reads them one by one)."""
+
+    asic_it_mw: list[float]
+    hashrate_ths: list[float]
+    asics_active: list[int]
+    asics_sleeping: list[int]
+    asics_failed: list[int]
+    gpu_kw_by_use: list[list[float]]
+    gpus_by_use: list[list[float]]
+    gpus_failed: list[float]
+    revenue_by_type: list[list[float]]
+    running_jobs: list[float]
+    spot_gpus: list[float]
+    spot_usd_per_gpu_hour: list[float]
+    queued_jobs: float
+
+
+def _pool_maps(world: World) -> list[_PoolMap]:
+    """Where each scheduler pool lives: its GPU fleet pool, or -1 for an ASIC pool."""
+    maps = []
+    for i, pool in enumerate(world.pools):
+        if pool.is_gpu:
+            type_id = world.gpu_type_ids[pool.gpu_type]
+            fleet_pool = world.gpu_fleet.pool_index(pool.facility, type_id)
+            maps.append(_PoolMap(i, pool.facility, type_id, fleet_pool))
+        else:
+            maps.append(_PoolMap(i, pool.facility, None, -1))
+    return maps
+
+
+def _gpu_pool_maps(world: World, pool_map: list[_PoolMap]) -> list[_GpuPoolMap]:
+    """The GPU entries of ``pool_map`` with their installed size."""
+    return [
+        _GpuPoolMap(
+            e.scheduler_index,
+            e.facility,
+            e.type_id,
+            e.fleet_pool,
+            int(world.pools[e.scheduler_index].installed),
+        )
+        for e in pool_map
+        if e.type_id is not None
+    ]
+
+
+def _pue_tables(facilities: list[Facility], ambient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mining and AI hall PUE per interval and facility [-], each ``[intervals, F]``."""
+    mining = np.empty(ambient.shape)
+    ai = np.empty(ambient.shape)
+    for f, facility in enumerate(facilities):
+        model = facility.pue
+        mining[:, f] = pue(
+            model.mining, model.temp_coeff_per_c, model.reference_ambient_c, ambient[:, f]
+        )
+        ai[:, f] = pue(model.ai, model.temp_coeff_per_c, model.reference_ambient_c, ambient[:, f])
+    return mining, ai
+
+
+def _asic_counter(driver: AsicDriver, n_facilities: int) -> Callable[[], np.ndarray]:
+    """How to get miners per (facility, model, state) from ``driver``: its own counts when
+    it keeps them, else a full read."""
+    if isinstance(driver, ClassCountingAsicDriver):
+        return driver.state_counts
+    return lambda: _class_state_counts(driver.read(), n_facilities)
+
+
+def _gpu_failure_counter(
+    driver: GpuDriver, n_facilities: int
+) -> Callable[[], tuple[np.ndarray, tuple[str, ...]]]:
+    """How to get failed GPUs per (facility, type) and the type ids from ``driver``."""
+    if isinstance(driver, FailureCountingGpuDriver):
+        return driver.failed_counts
+    return lambda: _failed_gpu_counts(driver.read(), n_facilities)
 
 
 def _pue(facility: Facility, base: float, ambient: float) -> float:
@@ -437,6 +589,16 @@ def _class_state_counts(readings: AsicReadings, n_facilities: int) -> np.ndarray
     ) * 4 + readings.state.astype(np.int64)
     counts = np.bincount(flat, minlength=n_facilities * n_models * 4)
     return counts.reshape(n_facilities, n_models, 4)
+
+
+def _failed_gpu_counts(
+    readings: GpuReadings, n_facilities: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Failed GPUs per (facility, type) from driver readings, ``[F, T]``, and the type ids."""
+    failed = np.zeros((n_facilities, len(readings.type_ids)), np.int64)
+    down = readings.state != GpuHealth.OK
+    np.add.at(failed, (readings.facility[down], readings.type[down]), 1)
+    return failed, readings.type_ids
 
 
 def ambient_table(scenario: Scenario) -> np.ndarray:

@@ -208,6 +208,9 @@ class Recorder:
             (self.n_intervals, len(ids), len(TIMESERIES_COLUMNS)), np.nan, dtype=np.float64
         )
         self._recorded = np.zeros(self.n_intervals, dtype=bool)
+        self._positions: dict[tuple[str, ...], np.ndarray] = {}
+        """Column positions of each set of names :meth:`record` has seen (a loop records
+        the same names every interval)."""
 
     # ------------------------------------------------------------------ recording
 
@@ -223,10 +226,14 @@ class Recorder:
             raise IndexError(
                 f"facility_index {facility_index} out of range 0..{len(self.facility_ids) - 1}"
             )
-        try:
-            positions = [_COLUMN_INDEX[name] for name in values]
-        except KeyError as error:
-            raise KeyError(f"unknown timeseries column {error.args[0]!r}") from None
+        names = tuple(values)
+        positions = self._positions.get(names)
+        if positions is None:
+            try:
+                positions = np.array([_COLUMN_INDEX[name] for name in names], dtype=np.intp)
+            except KeyError as error:
+                raise KeyError(f"unknown timeseries column {error.args[0]!r}") from None
+            self._positions[names] = positions
         self._data[interval_index, facility_index, positions] = list(values.values())
         self._recorded[interval_index] = True
 
@@ -348,6 +355,16 @@ def _metadata_yaml(metadata: Mapping[str, Any]) -> str:
         ) from None
 
 
+def _default_file_mode() -> int:
+    """0666 less the process umask: what a plain ``open(path, "w")`` would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; on success fsync and rename it to ``path``.
@@ -366,6 +383,7 @@ def atomic_output(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp_path, _FILE_MODE)  # mkstemp makes 0600; results are for sharing
         os.replace(temp_path, path)
     except BaseException:
         temp_path.unlink(missing_ok=True)

@@ -578,9 +578,9 @@ def _time_layout(figure: go.Figure, title: str, y_title: str | None) -> go.Figur
         title=title,
         template="plotly_white",
         hovermode="x unified",
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "y": -0.12, "yanchor": "top"},
     )
-    figure.update_xaxes(type="date", title_text="time (UTC)")
+    figure.update_xaxes(type="date", title_text="time (UTC)", title_standoff=4)
     if y_title is not None:
         figure.update_yaxes(title_text=y_title)
     return figure

@@ -396,6 +396,8 @@ class Market(Strict):
     block_height_at_start: int | None = Field(None, ge=0)
     difficulty_at_start: float | None = Field(None, gt=0)
     pool_fee_fraction: float = Field(0.02, ge=0, le=0.2)
+    gpu_spot_fill_fraction: Fraction = 0.7
+    """Share of the idle GPUs offered on the spot market that renters actually take [-]."""
 
 
 # --------------------------------------------------------------------------- workloads

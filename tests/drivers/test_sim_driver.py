@@ -192,3 +192,26 @@ def test_closed_driver_refuses_calls() -> None:
         asic.read()
     with pytest.raises(DriverClosedError):
         gpu.apply([])
+
+
+def test_class_counts_equal_counting_the_readings() -> None:
+    """state_counts() and failed_counts() equal what counting read() gives, after commands
+    and failures, without copying the columns."""
+    asic, gpu = _asic_driver(), _gpu_driver()
+    asic.apply([AsicCommand(0, "antminer_s21", active_count=7)])
+    asic.fleet.fail([0, 21, 30])
+    gpu.fleet.fail([1, 17, 18])
+    readings = asic.read()
+    expected = np.zeros((2, len(readings.model_ids), 4), dtype=np.int64)
+    np.add.at(expected, (readings.facility, readings.model, readings.state), 1)
+    assert np.array_equal(asic.state_counts(), expected)
+    failed, type_ids = gpu.failed_counts()
+    gpu_readings = gpu.read()
+    assert type_ids == gpu_readings.type_ids
+    down = gpu_readings.state != GpuHealth.OK
+    expected_failed = np.zeros((2, len(type_ids)), dtype=np.int64)
+    np.add.at(expected_failed, (gpu_readings.facility[down], gpu_readings.type[down]), 1)
+    assert np.array_equal(failed, expected_failed) and failed.sum() == 3
+    asic.close()
+    with pytest.raises(DriverClosedError):
+        asic.state_counts()

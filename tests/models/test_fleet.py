@@ -473,3 +473,101 @@ def test_gpu_power_stays_between_zero_and_capped_tdp(
     assert 0.0 <= result.mean_power_kw[0] * 1000.0 <= cap_w + 1e-6
     assert np.allclose(result.energy_kwh_by_use, result.mean_power_kw_by_use * 300.0 / 3600.0)
     assert result.gpus_by_use.sum() == 32
+
+
+def _three_pool_fleet() -> GpuFleet:
+    return GpuFleet.from_groups([(0, H100, 16, 8), (1, L40S, 8, 4), (1, H100, 8, 8)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    requests=st.lists(
+        st.lists(st.floats(0.0, 20.0), min_size=N_GPU_USES, max_size=N_GPU_USES),
+        min_size=3,
+        max_size=3,
+    ),
+    failed=st.lists(st.integers(0, 31), max_size=6),
+)
+def test_apply_uses_all_labels_like_apply_uses_pool_by_pool(
+    requests: list[list[float]], failed: list[int]
+) -> None:
+    """Labelling every pool at once gives the same labels and counts as one apply_uses per
+    pool, failed GPUs included."""
+    one_by_one, all_at_once = _three_pool_fleet(), _three_pool_fleet()
+    for fleet in (one_by_one, all_at_once):
+        fleet.fail(failed)
+    expected = [
+        one_by_one.apply_uses(p, dict(enumerate(r))).applied for p, r in enumerate(requests)
+    ]
+    applied = all_at_once.apply_uses_all(np.array(requests))
+    assert applied.tolist() == [list(a) for a in expected]
+    assert np.array_equal(all_at_once.use, one_by_one.use)
+    assert np.array_equal(all_at_once.counts_by_use(), one_by_one.counts_by_use())
+    assert np.array_equal(all_at_once.counts_by_use(), applied)
+
+
+def test_apply_uses_all_refuses_bad_input() -> None:
+    """A wrong shape or a negative or non-finite count raises FleetError naming it."""
+    fleet = _three_pool_fleet()
+    with pytest.raises(FleetError, match="shape"):
+        fleet.apply_uses_all(np.zeros((2, N_GPU_USES)))
+    bad = np.zeros((3, N_GPU_USES))
+    bad[1, GpuUse.SPOT] = np.nan
+    with pytest.raises(FleetError, match=r"\[1, SPOT\]"):
+        fleet.apply_uses_all(bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    requests=st.lists(st.integers(0, 16), min_size=3 * N_GPU_USES, max_size=3 * N_GPU_USES),
+    busy_share=st.lists(st.floats(0.0, 1.2), min_size=N_GPU_USES, max_size=N_GPU_USES),
+    limits=st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3),
+    failed=st.lists(st.integers(0, 31), max_size=6),
+)
+def test_gpu_step_readings_match_a_per_device_computation(
+    requests: list[int], busy_share: list[float], limits: list[float], failed: list[int]
+) -> None:
+    """The step's per-(pool, use) power table gathered onto devices equals the per-device
+    formula: busy share x TDP x cap (spot load capped) + rest at idle, 0 when OFF or failed;
+    pool means are the per-device sums."""
+    fleet = _three_pool_fleet()
+    for pool, limit in enumerate(limits):
+        fleet.set_power_limit(pool, limit)
+    fleet.fail(failed)
+    fleet.apply_uses_all(np.array(requests, dtype=float).reshape(3, N_GPU_USES))
+    counts = fleet.counts_by_use()
+    busy = counts * 300.0 * np.array(busy_share)[None, :]
+    result = fleet.step(0.0, 300.0, busy, np.array([25.0, 30.0]))
+
+    share = np.divide(
+        result.busy_gpu_s, counts * 300.0, out=np.zeros(counts.shape), where=counts > 0
+    )
+    pool = np.repeat(np.arange(3), np.diff(fleet.pool_start))
+    util = share[pool, fleet.use] * (fleet.use != GpuUse.OFF)
+    tdp = np.array([t.tdp_w for t in fleet.types])[fleet.type]
+    idle = np.array([t.idle_w for t in fleet.types])[fleet.type]
+    cap = fleet.power_limit_fraction.astype(float)
+    cap = np.where(fleet.use == GpuUse.SPOT, np.minimum(cap, SPOT_LOAD_FRACTION), cap)
+    power = (util * tdp * cap + (1 - util) * idle) * (fleet.use != GpuUse.OFF)
+    assert np.all(power[fleet.state == GpuHealth.FAILED] == 0.0)
+    np.testing.assert_allclose(fleet.power_w, power, rtol=1e-5, atol=1e-6)  # float32 readings
+    np.testing.assert_allclose(fleet.util, util, rtol=1e-5, atol=1e-6)
+    by_cell = np.zeros((3, N_GPU_USES))
+    np.add.at(by_cell, (pool, fleet.use), power / 1000.0)
+    np.testing.assert_allclose(result.mean_power_kw_by_use, by_cell, rtol=1e-5, atol=1e-9)
+
+
+def test_setting_the_same_power_target_again_changes_nothing() -> None:
+    """Re-sending a class's current power target is a no-op; a class built from groups with
+    different targets takes one target for all when set."""
+    fleet = AsicFleet.from_groups([(0, S21, 4, 0.8), (0, S21, 4, 1.0)])
+    assert sorted(set(fleet.power_fraction.tolist())) == pytest.approx([0.8, 1.0])
+    before = fleet.step(0.0, 300.0, np.array([25.0])).mean_power_kw.copy()
+    again = fleet.set_power_fraction(0, "antminer_s21", 1.0, 300.0)
+    assert not again.clamped
+    assert np.all(fleet.power_fraction == np.float32(1.0))
+    after = fleet.step(300.0, 300.0, np.array([25.0])).mean_power_kw
+    assert after[0, 0] > before[0, 0]
+    fleet.set_power_fraction(0, "antminer_s21", 1.0, 600.0)
+    assert np.array_equal(fleet.step(600.0, 300.0, np.array([25.0])).mean_power_kw, after)
+    np.testing.assert_allclose(after, _brute_force_power_kw(fleet), rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import numpy as np
 import polars as pl
@@ -101,6 +102,19 @@ def test_job_table_grows_by_doubling_and_keeps_rows():
     assert np.all(np.isnan(table.start_s))
 
 
+def test_removed_rows_keep_their_job_ids_and_later_ids_continue():
+    """remove_rows splits the table in order; new jobs get ids after all earlier ones."""
+    table = JobTable(initial_capacity=2)
+    table.append(batch_of(5))
+    removed, new_row = table.remove_rows(np.array([True, False, True, False, False]))
+    assert removed.job_id.tolist() == [0, 2]
+    assert table.job_id.tolist() == [1, 3, 4]
+    assert new_row.tolist() == [-1, 0, -1, 1, 2]
+    table.append(batch_of(2, submit_s=[9.0, 10.0]))
+    assert table.job_id.tolist() == [1, 3, 4, 5, 6]
+    assert table.submit_s.tolist() == [1.0, 3.0, 4.0, 9.0, 10.0]
+
+
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
@@ -120,6 +134,43 @@ def test_bad_job_values_are_named_with_their_job(column, value, message):
     with pytest.raises(JobTableError, match=rf"job 3: {message}"):
         table.append(batch_of(3, **{column: values}))
     assert len(table) == 2
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("type", -1),
+        ("customer", -1),
+        ("submit_s", np.nan),
+        ("submit_s", np.inf),
+        ("work_s", np.nan),
+        ("work_s", np.inf),
+        ("gpu_type", -2),
+        ("hashrate_ths", 5.0),
+        ("hashrate_ths", np.nan),
+        ("deadline_s", np.nan),
+        ("checkpoint_interval_s", np.nan),
+        ("price_usd_per_gpu_hour", np.nan),
+    ],
+)
+def test_nan_inf_and_out_of_range_values_are_refused_in_any_row(column, value):
+    """Every rule catches NaN, infinities and out-of-range values wherever they sit in the
+    batch (first, middle or last row), naming the job."""
+    for row in (0, 2, 4):
+        values = getattr(batch_of(5), column).astype(float)
+        values[row] = value
+        with pytest.raises(JobTableError, match=rf"job {row}: {column}"):
+            batch_of(5, **{column: values}).validate()
+
+
+def test_mining_jobs_need_ths_and_no_gpus():
+    """A mining job with GPUs or without TH/s is refused; a valid mixed batch passes."""
+    mixed = {"type": [REALTIME, MINING], "gpus": [1, 0], "hashrate_ths": [0.0, 500.0]}
+    batch_of(2, **mixed).validate()
+    with pytest.raises(JobTableError, match="job 1: gpus"):
+        batch_of(2, **dict(mixed, gpus=[1, 1])).validate()
+    with pytest.raises(JobTableError, match="job 1: hashrate_ths"):
+        batch_of(2, **dict(mixed, hashrate_ths=[0.0, 0.0])).validate()
 
 
 def test_sla_met_by_type_and_state():
@@ -183,6 +234,26 @@ def test_arrivals_are_sorted_in_range_and_independent_of_slicing():
     assert whole.submit_s.min() >= 100.0 and whole.submit_s.max() < 1300.0
     for name in JobBatch.DTYPES:
         np.testing.assert_array_equal(getattr(whole, name), getattr(joined, name), name)
+
+
+def test_arrivals_do_not_depend_on_slicing_across_blocks_or_on_call_order():
+    """Two days cut at uneven times (across 6-hour draw blocks) equal one call, and asking
+    for an earlier range after later ones gives the same jobs again."""
+    demand = {
+        "ai_inference_realtime": WorkloadDemand(per_day=5000, duration_median_s=60),
+        "bitcoin_mining": WorkloadDemand(per_day=50, duration_median_s=3600),
+    }
+    whole = generator(demand).arrivals(0.0, 2 * 86400.0)
+    sliced = generator(demand)
+    cuts = [0.0, 17.0, 21599.0, 21600.0, 50000.5, 86400.0, 100000.0, 2 * 86400.0]
+    parts = [sliced.arrivals(a, b) for a, b in pairwise(cuts)]
+    again = sliced.arrivals(100.0, 30000.0)
+    joined = JobBatch.concat(parts)
+    assert len(whole) > 9000 and np.sum(whole.type == MINING) > 50
+    first = (whole.submit_s >= 100.0) & (whole.submit_s < 30000.0)
+    for name in JobBatch.DTYPES:
+        np.testing.assert_array_equal(getattr(whole, name), getattr(joined, name), name)
+        np.testing.assert_array_equal(getattr(whole, name)[first], getattr(again, name), name)
 
 
 def test_changing_one_type_leaves_the_other_types_unchanged():
