@@ -19,11 +19,13 @@ fleet's load follows a step curve of price.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from optimizer.power import SPOT_LOAD_FRACTION, asic_mw, fit_asics_to_budget, gpu_full_mw
 from optimizer.types import AsicClassState, FacilityPlan, FacilityState, Plan, Snapshot
+from twin.scenario import FixedBlockContract, IndexContract
 
 
 class Policy(Protocol):
@@ -55,7 +57,7 @@ def allocate(
     *,
     sell_idle_gpus_on_spot: bool,
     respond_to_grid_events: bool,
-    spot_price_ceiling_usd_per_mwh: float | None = None,
+    spot_energy_price_usd_per_mwh: float | None = None,
 ) -> FacilityPlan:
     """The shared allocation skeleton: GPU budget first, mining in what is left.
 
@@ -82,12 +84,9 @@ def allocate(
     for pool in facility.gpu_pools:
         idle = max(0, pool.count - pool.failed - pool.busy)
         sell = sell_idle_gpus_on_spot
-        if spot_price_ceiling_usd_per_mwh is not None:
-            sell = sell and facility.marginal_energy_usd_per_mwh < min(
-                spot_price_ceiling_usd_per_mwh,
-                spot_breakeven_usd_per_mwh(
-                    pool.rental_usd_per_gpu_hour, pool.tdp_w, facility.pue_ai
-                ),
+        if spot_energy_price_usd_per_mwh is not None:
+            sell = sell and spot_energy_price_usd_per_mwh < spot_breakeven_usd_per_mwh(
+                pool.rental_usd_per_gpu_hour, pool.tdp_w, facility.pue_ai
             )
         if respond_to_grid_events and facility.curtail_request_fraction > 0:
             sell = False
@@ -199,25 +198,89 @@ class Strike:
                     wanted,
                     sell_idle_gpus_on_spot=self.sell_idle_gpus_on_spot,
                     respond_to_grid_events=self.respond_to_grid_events,
-                    spot_price_ceiling_usd_per_mwh=None
-                    if not self.curtail_gpu_spot
-                    else float("inf"),
+                    spot_energy_price_usd_per_mwh=price if self.curtail_gpu_spot else None,
                 )
             )
         curtailed = sum(c.curtailed for c in self._counters.values())
         return Plan(tuple(plans), self.name, note=f"{curtailed} model classes curtailed")
 
 
-POLICIES: dict[str, type[AlwaysOn] | type[Strike]] = {"always_on": AlwaysOn, "strike": Strike}
+@dataclass
+class Greedy:
+    """Rank uses by profit per watt each interval (no look-ahead, no hysteresis).
+
+    GPU work keeps its budget (it earns far more per watt); a miner model hashes while its
+    revenue per facility MWh beats the marginal energy price plus, in a 4CP interval, the
+    transmission charge that interval's draw accrues; idle GPUs are rented out while the
+    rental beats the same price. The cap is then filled most-profitable-per-watt first,
+    which for miners at one price means most efficient first.
+    """
+
+    sell_idle_gpus_on_spot: bool = True
+    respond_to_grid_events: bool = True
+    four_cp_rate_usd_per_kw_year: float = 55.0
+    name: str = "greedy"
+
+    def decide(self, snapshot: Snapshot) -> Plan:
+        hashprice = snapshot.market.hashprice_usd_per_ths_day
+        plans = []
+        for facility in snapshot.facilities:
+            price = facility.marginal_energy_usd_per_mwh
+            if facility.four_cp_interval:
+                price += four_cp_usd_per_mwh(self.four_cp_rate_usd_per_kw_year)
+            wanted = {
+                c.model_id: c.count
+                if breakeven_usd_per_mwh(c, hashprice, facility.pue_mining) > price
+                else 0
+                for c in facility.asic_classes
+            }
+            plans.append(
+                allocate(
+                    facility,
+                    wanted,
+                    sell_idle_gpus_on_spot=self.sell_idle_gpus_on_spot,
+                    respond_to_grid_events=self.respond_to_grid_events,
+                    spot_energy_price_usd_per_mwh=price,
+                )
+            )
+        return Plan(tuple(plans), self.name)
 
 
-def make_policy(name: str, params: dict[str, Any]) -> Policy:
+def four_cp_usd_per_mwh(rate_usd_per_kw_year: float) -> float:
+    """Transmission charge per MWh drawn in a 4CP interval [USD/MWh]: a quarter of the
+    annual rate per kW of demand in the 15-minute peak window, over the 0.25 MWh that one
+    MW draws in that window: ``rate / 4 * 1000 / 0.25`` (see twin.accounting)."""
+    return rate_usd_per_kw_year / 4.0 * 1000.0 / 0.25
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """Static facts some policies need besides their parameters."""
+
+    contracts: Mapping[str, IndexContract | FixedBlockContract] = field(default_factory=dict)
+    four_cp_rate_usd_per_kw_year: float = 55.0
+
+
+def make_policy(name: str, params: dict[str, Any], context: PolicyContext | None = None) -> Policy:
     """Build a policy by name with its parameters (as validated by the scenario schema)."""
-    try:
-        factory = POLICIES[name]
-    except KeyError:
-        raise ValueError(
-            f"policy.name: unknown policy {name!r}; known: {', '.join(POLICIES)}"
-        ) from None
-    policy: Policy = factory(**params)
-    return policy
+    context = context or PolicyContext()
+    if name == "always_on":
+        return AlwaysOn(**params)
+    if name == "strike":
+        return Strike(**params)
+    if name == "greedy":
+        return Greedy(**params, four_cp_rate_usd_per_kw_year=context.four_cp_rate_usd_per_kw_year)
+    if name in ("mpc", "oracle"):
+        from optimizer.lookahead import LookAhead  # MILP stack only when asked for
+
+        return LookAhead(
+            name=name,
+            horizon_source="forecast" if name == "mpc" else "truth",
+            contracts=context.contracts,
+            four_cp_rate_usd_per_kw_year=context.four_cp_rate_usd_per_kw_year,
+            horizon_h=params.get("horizon_h", 24.0),
+            resolve_every=params.get("resolve_every", 3),
+            time_limit_s=params.get("time_limit_s", 2.0),
+        )
+    known = "always_on, strike, greedy, mpc, oracle"
+    raise ValueError(f"policy.name: unknown policy {name!r}; known: {known}")

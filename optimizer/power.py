@@ -7,7 +7,9 @@ keeps GPU power inside ``gpu_power_budget_mw``, so the cap holds at every instan
 
 from __future__ import annotations
 
-from optimizer.types import AsicClassState, FacilityState, GpuPoolState
+from dataclasses import replace
+
+from optimizer.types import AsicClassState, FacilityPlan, FacilityState, GpuPoolState
 
 SPOT_LOAD_FRACTION = 0.85
 """A GPU rented on the spot market is assumed to draw this fraction of TDP on average."""
@@ -91,3 +93,30 @@ def fit_asics_to_budget(
         result[cls.model_id] -= shed
         excess -= shed * per_miner_mw
     return result
+
+
+def within_cap(facility: FacilityState, plan: FacilityPlan) -> FacilityPlan:
+    """The plan itself when it fits the facility's cap at today's PUE; otherwise a copy
+    whose GPU budget is cut to what the cap leaves beside sleeping miners and whose miners
+    are trimmed least efficient first (the last line of "no plan may exceed a cap")."""
+    asleep_mw = sum(asic_mw(c, 0, 1.0, facility.pue_mining) for c in facility.asic_classes)
+    gpu_budget_mw = min(plan.gpu_power_budget_mw, max(0.0, facility.power_cap_mw - asleep_mw))
+    mining_mw = sum(
+        asic_mw(
+            c,
+            plan.asic_active.get(c.model_id, 0),
+            plan.asic_power_fraction.get(c.model_id, 1.0),
+            facility.pue_mining,
+        )
+        for c in facility.asic_classes
+    )
+    if gpu_budget_mw == plan.gpu_power_budget_mw and (
+        mining_mw + gpu_budget_mw <= facility.power_cap_mw + 1e-9
+    ):
+        return plan
+    fractions = {
+        c.model_id: plan.asic_power_fraction.get(c.model_id, 1.0) for c in facility.asic_classes
+    }
+    active = {c.model_id: plan.asic_active.get(c.model_id, 0) for c in facility.asic_classes}
+    active = fit_asics_to_budget(facility, active, fractions, facility.power_cap_mw - gpu_budget_mw)
+    return replace(plan, asic_active=active, gpu_power_budget_mw=gpu_budget_mw)

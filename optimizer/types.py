@@ -8,6 +8,10 @@ it into a :class:`Plan` (decide), and the controller turns the plan into driver 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optimizer.dispatch_inputs import HorizonData
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,9 @@ class Snapshot:
     market: MarketState
     facilities: tuple[FacilityState, ...]
     ancillary_usd_per_mw_h: dict[str, float] = field(default_factory=dict)
+    horizon: HorizonData | None = None
+    """The coming hours as known to a look-ahead policy (forecasts for ``mpc``, truth for
+    ``oracle``); None for policies that look only at the present."""
 
     def facility(self, facility_id: str) -> FacilityState:
         """The facility with this id (KeyError if absent)."""

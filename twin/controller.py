@@ -19,7 +19,7 @@ is given, which the engine takes from ``env.now``.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ from models.workloads import WorkloadGenerator
 from optimizer.interval_result import IntervalResult
 from optimizer.policies import Policy
 from optimizer.pools import Pool
-from optimizer.power import gpu_busy_limits
+from optimizer.power import gpu_busy_limits, within_cap
 from optimizer.scheduler import Scheduler
 from optimizer.types import (
     AsicClassState,
@@ -65,6 +65,7 @@ from optimizer.types import (
     Snapshot,
 )
 from twin.accounting import IntervalInputs, settle_interval
+from twin.horizon import make_horizon_provider
 from twin.recorder import Recorder
 from twin.scenario import Facility, Scenario
 
@@ -160,6 +161,18 @@ class Controller:
         self._running_by_pool = np.zeros(len(world.pools), dtype=np.int64)
         self.last_plan: Plan | None = None
         self.command_failures = 0
+        self.cap_guard_trims = 0
+        """Plans the controller had to trim to fit a cap (0 for a sound policy)."""
+        self._last_result: IntervalResult | None = None
+        self._sent_fraction: dict[tuple[int, str], float] = {}
+        self.horizon_provider = make_horizon_provider(
+            policy,
+            world.grid,
+            scenario,
+            [e.scheduler_index for entries in self._gpu_entries_by_facility for e in entries],
+            self._pue_mining,
+            self._pue_ai,
+        )
 
     # ------------------------------------------------------------------ loop
 
@@ -176,7 +189,10 @@ class Controller:
     def step(self, index: int, t0_s: float) -> None:
         """One dispatch interval starting at ``t0_s`` [s]."""
         snapshot = self.observe(index, t0_s)
-        plan = self.policy.decide(snapshot)
+        if self.horizon_provider is not None:
+            horizon = self.horizon_provider.horizon(snapshot, index, self._last_result)
+            snapshot = replace(snapshot, horizon=horizon)
+        plan = self._guard(snapshot, self.policy.decide(snapshot))
         self.last_plan = plan
         limits = self.act(snapshot, plan)
         self.advance_and_record(index, snapshot, plan, limits)
@@ -284,6 +300,16 @@ class Controller:
 
     # ------------------------------------------------------------------ act
 
+    def _guard(self, snapshot: Snapshot, plan: Plan) -> Plan:
+        """Trim any facility plan that would exceed its cap (optimizer.power.within_cap)."""
+        guarded = []
+        for state in snapshot.facilities:
+            facility_plan = plan.facility(state.facility_id)
+            safe = within_cap(state, facility_plan)
+            self.cap_guard_trims += safe is not facility_plan
+            guarded.append(safe)
+        return replace(plan, facilities=tuple(guarded))
+
     def act(self, snapshot: Snapshot, plan: Plan) -> np.ndarray:
         """Send miner commands through the driver; return the scheduler's pool limits."""
         commands = []
@@ -292,8 +318,10 @@ class Controller:
             for cls in state.asic_classes:
                 target = facility_plan.asic_active[cls.model_id]
                 fraction = facility_plan.asic_power_fraction[cls.model_id]
-                if target != cls.active or fraction != 1.0:
+                key = (f, cls.model_id)
+                if target != cls.active or fraction != self._sent_fraction.get(key, 1.0):
                     commands.append(AsicCommand(f, cls.model_id, target, fraction))
+                    self._sent_fraction[key] = fraction
         if commands:
             result = self.asic_driver.apply(commands)
             self.command_failures += len(result.failures)
@@ -307,7 +335,10 @@ class Controller:
                 state.gpu_pools, facility_plan.gpu_power_budget_mw, state.pue_ai
             )
             hashrate_ths = sum(
-                facility_plan.asic_active[c.model_id] * c.hashrate_ths_each
+                facility_plan.asic_active[c.model_id]
+                * c.hashrate_ths_each
+                * facility_plan.asic_power_fraction[c.model_id]
+                ** self.asic_specs[c.model_id].efficiency_exponent
                 for c in state.asic_classes
             )
             for entry in self._entries_by_facility[f]:
@@ -331,6 +362,7 @@ class Controller:
         t0_s, dt_s = snapshot.t_s, self.interval_s
         world.jobs.append(world.generator.arrivals(t0_s, t0_s + dt_s))
         result = world.scheduler.run_interval(t0_s, t0_s + dt_s, limits)
+        self._last_result = result
         self._running_by_pool += (result.started - result.completed - result.preempted).sum(axis=1)
         ambient = world.ambient_c[index]
         facility_plans = [plan.facility(state.facility_id) for state in snapshot.facilities]
@@ -394,6 +426,7 @@ class Controller:
         revenue = totals.revenue_by_type[f]
         gpus = totals.gpus_by_use[f]
         market = snapshot.market
+        offer_mw, offer_price = self._ancillary_offer(snapshot, facility.id)
         inputs = IntervalInputs(
             dt_s=self.interval_s,
             price_usd_per_mwh=state.price_usd_per_mwh,
@@ -417,6 +450,8 @@ class Controller:
             curtail_payment_usd_per_mwh=request.payment_usd_per_mwh,
             four_cp=state.four_cp_interval,
             four_cp_rate_usd_per_kw_year=self._four_cp_rate_usd_per_kw_year,
+            ancillary_offer_mw=offer_mw,
+            ancillary_price_usd_per_mw_h=offer_price,
         )
         row = settle_interval(inputs)
         row.update(
@@ -439,13 +474,28 @@ class Controller:
             btc_price_usd=market.btc_price_usd,
             hashprice_usd_per_ths_day=market.hashprice_usd_per_ths_day,
             difficulty=market.difficulty,
-            ancillary_offer_mw=0.0,
+            ancillary_offer_mw=offer_mw,
             four_cp=float(state.four_cp_interval),
             grid_event_fraction=request.fraction,
             queued_jobs=totals.queued_jobs,
             running_jobs=totals.running_jobs[f],
         )
         return row
+
+    def _ancillary_offer(self, snapshot: Snapshot, facility_id: str) -> tuple[float, float]:
+        """Capacity the plan offers across services [MW] and its mean price [USD/MW-h].
+
+        Offers are paid their capacity price; deployments (and their curtailment) are not
+        simulated yet, so an offer earns without being called."""
+        if self.last_plan is None:
+            return 0.0, 0.0
+        offers = self.last_plan.facility(facility_id).ancillary_offer_mw
+        total_mw = sum(offers.values())
+        if total_mw <= 0:
+            return 0.0, 0.0
+        prices = snapshot.ancillary_usd_per_mw_h
+        usd_per_h = sum(mw * prices.get(service, 0.0) for service, mw in offers.items())
+        return total_mw, usd_per_h / total_mw
 
     def _full_mining_it_mw(self, state: FacilityState) -> float:
         """Mining IT power with every healthy miner hashing at nameplate [MW]."""

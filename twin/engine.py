@@ -26,7 +26,7 @@ from models.fleet import AsicFleet, GpuFleet
 from models.grid import Grid
 from models.market import Market
 from models.workloads import JobTable, WorkloadGenerator, make_customers
-from optimizer.policies import Policy, make_policy
+from optimizer.policies import Policy, PolicyContext, make_policy
 from optimizer.pools import pools_from_scenario, scenario_gpu_type_ids
 from optimizer.scheduler import Scheduler
 from twin.controller import Controller, World, ambient_table
@@ -189,7 +189,11 @@ def build(scenario: Scenario, mode: str = "sim") -> Twin:
     if mode != "sim":
         raise ValueError(f"mode: {mode!r} is not available; use 'sim'")
     policy_cfg = scenario.policy
-    policy = make_policy(policy_cfg.name, policy_cfg.model_dump(exclude={"name"}))
+    context = PolicyContext(
+        contracts={f.id: f.contract for f in scenario.facilities},
+        four_cp_rate_usd_per_kw_year=scenario.grid.four_cp.rate_usd_per_kw_year,
+    )
+    policy = make_policy(policy_cfg.name, policy_cfg.model_dump(exclude={"name"}), context)
     return Twin(scenario, simpy.Environment(), policy)
 
 

@@ -524,7 +524,39 @@ class StrikePolicy(Strict):
         return self
 
 
-Policy = Annotated[AlwaysOnPolicy | StrikePolicy, Field(discriminator="name")]
+class GreedyPolicy(Strict):
+    """Each interval, rank uses by profit per watt and fill the cap in that order: GPU
+    work, then spot rentals and miner models while they earn more than the marginal energy
+    price (4CP intervals count their transmission charge as energy cost). No look-ahead,
+    no hysteresis."""
+
+    name: Literal["greedy"] = "greedy"
+    sell_idle_gpus_on_spot: bool = True
+    respond_to_grid_events: bool = True
+
+
+class LookAheadPolicy(Strict):
+    """Rolling-horizon MILP dispatch (optimizer.dispatch): ``mpc`` on forecasts made only
+    from the past, ``oracle`` on the true future (the upper bound; never usable live).
+
+    ``forecaster``: ``boosted`` (gradient boosting on calendar and lags) or ``naive``
+    (same time yesterday). The MILP is re-solved at least every ``resolve_every`` intervals
+    and at once when a grid request, 4CP flag, device count or price octave changes.
+    """
+
+    name: Literal["mpc", "oracle"]
+    horizon_h: float = Field(24.0, gt=0, le=168)
+    resolve_every: int = Field(3, ge=1, le=288)
+    time_limit_s: float = Field(2.0, gt=0, le=600)
+    forecaster: Literal["boosted", "naive"] = "boosted"
+    retrain_every_h: float = Field(24.0, gt=0, le=24 * 31)
+    training_window_days: float = Field(28.0, ge=1, le=3660)
+
+
+Policy = Annotated[
+    AlwaysOnPolicy | StrikePolicy | GreedyPolicy | LookAheadPolicy,
+    Field(discriminator="name"),
+]
 
 
 # --------------------------------------------------------------------------- scenario

@@ -149,3 +149,32 @@ def test_unknown_policy_is_named() -> None:
         assert "magic" in str(error) and "strike" in str(error)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_greedy_counts_the_four_cp_charge_as_energy_cost() -> None:
+    """Greedy mines at a normal price but sleeps every miner in a 4CP interval, where each
+    MWh drawn also accrues the transmission charge."""
+    from optimizer.policies import Greedy
+
+    normal = Greedy().decide(_snapshot(_facility(20.0, cap_mw=100.0))).facility("site")
+    assert normal.asic_active["antminer_s21"] == 2000
+    peak = _facility(20.0, cap_mw=100.0, four_cp_interval=True)
+    plan = Greedy().decide(_snapshot(peak)).facility("site")
+    assert sum(plan.asic_active.values()) == 0
+
+
+def test_within_cap_trims_an_oversized_plan_and_keeps_a_sound_one() -> None:
+    """The controller's guard returns a fitting plan unchanged and trims one that is not."""
+    from dataclasses import replace
+
+    from optimizer.power import within_cap
+
+    facility = _facility(20.0, cap_mw=12.0)
+    sound = AlwaysOn().decide(_snapshot(facility)).facility("site")
+    assert within_cap(facility, sound) is sound
+    greedy_for_power = replace(
+        sound, asic_active={c.model_id: c.count for c in facility.asic_classes}
+    )
+    trimmed = within_cap(facility, greedy_for_power)
+    assert _plan_mw(facility, trimmed.asic_active, trimmed.gpu_power_budget_mw) <= 12.0 + 1e-9
+    assert trimmed.asic_active["antminer_s9"] == 0

@@ -72,7 +72,10 @@ INVALID_CASES = [
         "facilities[0].gpus[0]: count 100 is not a multiple of node_size 8",
     ),
     ("strike_low_above_high.yaml", "policy: low_factor must be <= high_factor (hysteresis band)"),
-    ("unknown_policy_name.yaml", "policy.name: must be one of 'always_on', 'strike', not 'yolo'"),
+    (
+        "unknown_policy_name.yaml",
+        "policy.name: must be one of 'always_on', 'strike', 'greedy', 'mpc', 'oracle', not 'yolo'",
+    ),
     ("missing_price_file.yaml", "grid.prices.file: file not found: no_such_prices.csv"),
     ("misspelled_price_field.yaml", "grid.prices.meen_usd_per_mwh: unknown field"),
     (
