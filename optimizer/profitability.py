@@ -125,7 +125,6 @@ class ProfitabilityAssumptions:
             _check_at_least(getattr(self, name), 0.0, name)
 
 
-
 @dataclass(frozen=True, slots=True)
 class ResourceRef:
     """A parsed resource class id: ``<facility_id>/<kind>/<item_id>``."""
@@ -204,7 +203,7 @@ class ProfitabilityScore:
     margin: float
     breakeven_usd_per_mwh: float
     breakeven_settlement_usd_per_mwh: float | None
-    option_net_usd_per_hour: dict[str, float]
+    option_net_usd_per_hour: dict[Recommendation, float]
     inputs: ProfitabilityInputs
 
     @property
@@ -240,16 +239,13 @@ def estimated_facility_mw(facility: FacilityState) -> float:
         for c in facility.asic_classes
     )
     gpu_it_w = sum(
-        min(p.busy, p.count - p.failed) * p.tdp_w
-        + max(0, p.count - p.failed - p.busy) * p.idle_w
+        min(p.busy, p.count - p.failed) * p.tdp_w + max(0, p.count - p.failed - p.busy) * p.idle_w
         for p in facility.gpu_pools
     )
     return mining_mw + gpu_it_w * facility.pue_ai / 1e6
 
 
-def settlement_offset_usd_per_mwh(
-    contract: Contract, facility_mw: float
-) -> float | None:
+def settlement_offset_usd_per_mwh(contract: Contract, facility_mw: float) -> float | None:
     """Marginal energy price minus the real-time price under ``contract`` at ``facility_mw``
     [USD/MWh]; None where the marginal price does not follow the real-time price (inside a
     fixed block without sell-back)."""
@@ -273,24 +269,41 @@ class _Money:
         return self.revenue - self.energy - self.other
 
 
-def _asic_options(
+@dataclass(frozen=True, slots=True)
+class _Evaluation:
+    """The scored use of one device and the net of every option it has."""
+
+    money: _Money
+    nets: dict[Recommendation, float]
+    """Net per option [USD/h], in tie-break order."""
+    power_fraction: dict[Recommendation, float]
+    """Power target of each option as a fraction of nameplate [-]."""
+    pue: float
+    it_power_w: float
+    hashprice_usd_per_ths_day: float | None = None
+    hashrate_ths: float | None = None
+    spot_usd_per_gpu_hour: float | None = None
+
+
+def _evaluate_asic(
     cls: AsicClassState,
     hashprice_usd_per_ths_day: float,
     pue: float,
     marginal_usd_per_mwh: float,
     wear_usd_per_hour: float,
     options: DispatchOptions,
-) -> tuple[_Money, dict[str, float], float]:
-    """Money at nameplate, net per option and the best reduced tier of one miner."""
+) -> _Evaluation:
+    """One miner of ``cls``: mining at nameplate, at the best reduced tier, or asleep."""
+    revenue_full = cls.hashrate_ths_each * hashprice_usd_per_ths_day / 24.0
+    facility_kw = cls.power_w_each * pue / 1e3
+    money = _Money(
+        revenue_full, facility_kw * marginal_usd_per_mwh / 1e3, wear_usd_per_hour, facility_kw
+    )
+    nets: dict[Recommendation, float] = {"run": money.net}
+    fractions: dict[Recommendation, float] = {"run": 1.0}
     tiers = np.array(
         [t for t in options.power_tiers if cls.min_power_fraction <= t < 1.0], dtype=float
     )
-    revenue_full = cls.hashrate_ths_each * hashprice_usd_per_ths_day / 24.0
-    facility_kw = cls.power_w_each * pue / 1e3
-    full = _Money(revenue_full, facility_kw * marginal_usd_per_mwh / 1e3, wear_usd_per_hour,
-                  facility_kw)
-    nets = {"run": full.net}
-    best_tier = 1.0
     if tiers.size:
         reduced = (
             revenue_full * tiers**options.hashrate_exponent
@@ -299,26 +312,60 @@ def _asic_options(
         )
         best = int(np.argmax(reduced))
         nets["run_reduced"] = float(reduced[best])
-        best_tier = float(tiers[best])
+        fractions["run_reduced"] = float(tiers[best])
     nets["curtail"] = -cls.sleep_power_w_each * pue * marginal_usd_per_mwh / 1e6
-    return full, nets, best_tier
-
-
-def _gpu_money(
-    revenue_usd_per_hour: float,
-    it_w: float,
-    pue: float,
-    marginal_usd_per_mwh: float,
-    wear_usd_per_hour: float,
-) -> _Money:
-    facility_kw = it_w * pue / 1e3
-    return _Money(
-        revenue_usd_per_hour, facility_kw * marginal_usd_per_mwh / 1e3, wear_usd_per_hour,
-        facility_kw,
+    fractions["curtail"] = 0.0
+    return _Evaluation(
+        money,
+        nets,
+        fractions,
+        pue=pue,
+        it_power_w=cls.power_w_each,
+        hashprice_usd_per_ths_day=hashprice_usd_per_ths_day,
+        hashrate_ths=cls.hashrate_ths_each,
     )
 
 
-def _best_option(nets: Mapping[str, float]) -> str:
+def _evaluate_gpu(
+    pool: GpuPoolState,
+    work_price_usd_per_gpu_hour: float | None,
+    spot_usd_per_gpu_hour: float,
+    pue: float,
+    marginal_usd_per_mwh: float,
+    wear_usd_per_hour: float,
+) -> _Evaluation:
+    """One GPU of ``pool``: customer work at TDP (when a work price is given), rented out on
+    the spot market at ``SPOT_LOAD_FRACTION`` of TDP, or idle."""
+
+    def money(revenue: float, it_w: float) -> _Money:
+        facility_kw = it_w * pue / 1e3
+        energy = facility_kw * marginal_usd_per_mwh / 1e3
+        return _Money(revenue, energy, wear_usd_per_hour, facility_kw)
+
+    spot = money(spot_usd_per_gpu_hour, pool.tdp_w * SPOT_LOAD_FRACTION)
+    idle_net = -pool.idle_w * pue * marginal_usd_per_mwh / 1e6
+    fractions: dict[Recommendation, float] = {"run": 1.0, "sell_spot": 1.0, "idle": 0.0}
+    if work_price_usd_per_gpu_hour is None:
+        return _Evaluation(
+            spot,
+            {"sell_spot": spot.net, "idle": idle_net},
+            fractions,
+            pue=pue,
+            it_power_w=pool.tdp_w * SPOT_LOAD_FRACTION,
+            spot_usd_per_gpu_hour=spot_usd_per_gpu_hour,
+        )
+    work = money(work_price_usd_per_gpu_hour, pool.tdp_w)
+    return _Evaluation(
+        work,
+        {"run": work.net, "sell_spot": spot.net, "idle": idle_net},
+        fractions,
+        pue=pue,
+        it_power_w=pool.tdp_w,
+        spot_usd_per_gpu_hour=spot_usd_per_gpu_hour,
+    )
+
+
+def _best_option(nets: Mapping[Recommendation, float]) -> Recommendation:
     """The option with the highest net; ties go to the first in ``nets``' order."""
     best = next(iter(nets))
     for name, value in nets.items():
@@ -347,8 +394,9 @@ class EconomicOptimizer:
     assumptions: ProfitabilityAssumptions = field(default_factory=ProfitabilityAssumptions)
 
     def __post_init__(self) -> None:
-        missing = [f.facility_id for f in self.snapshot.facilities if f.facility_id not in
-                   self.contracts]
+        missing = [
+            f.facility_id for f in self.snapshot.facilities if f.facility_id not in self.contracts
+        ]
         if missing:
             raise ProfitabilityError(f"contracts: no contract for facility {missing[0]!r}")
         for facility_id, contract in self.contracts.items():
@@ -394,7 +442,6 @@ class EconomicOptimizer:
                 workload type that does not run on the resource, or a bad price.
         """
         ref = ResourceRef.parse(resource_id)
-        work_price: float | None = None
         if workload_type not in KNOWN_WORKLOADS:
             raise ProfitabilityError(
                 f"workload_type: unknown {workload_type!r}; known: {', '.join(KNOWN_WORKLOADS)}"
@@ -415,6 +462,7 @@ class EconomicOptimizer:
         contract = self.contracts[ref.facility_id]
         facility_mw = estimated_facility_mw(facility)
         marginal = marginal_energy_usd_per_mwh(contract, facility_mw, electricity_price)
+        work_price: float | None = None
         if ref.kind == "asic":
             evaluation = _evaluate_asic(
                 _asic_class(facility, ref),
@@ -449,7 +497,7 @@ class EconomicOptimizer:
             it_power_w=evaluation.it_power_w,
             hashprice_usd_per_ths_day=evaluation.hashprice_usd_per_ths_day,
             hashrate_ths=evaluation.hashrate_ths,
-            work_price_usd_per_gpu_hour=work_price if ref.kind == "gpu" else None,
+            work_price_usd_per_gpu_hour=work_price,
             spot_usd_per_gpu_hour=evaluation.spot_usd_per_gpu_hour,
         )
         money, nets = evaluation.money, evaluation.nets
@@ -470,7 +518,7 @@ class EconomicOptimizer:
             margin=margin,
             breakeven_usd_per_mwh=breakeven,
             breakeven_settlement_usd_per_mwh=None if offset is None else breakeven - offset,
-            option_net_usd_per_hour={k: float(v) for k, v in nets.items()},
+            option_net_usd_per_hour=dict(nets),
             inputs=inputs,
         )
 
@@ -486,8 +534,11 @@ class EconomicOptimizer:
                 horizon steps.
 
         Raises:
-            ProfitabilityError: no horizon data, an unknown facility, or a horizon that is
-                not positive or longer than the horizon data.
+            ProfitabilityError: no horizon data or an unknown facility.
+            optimizer.allocation.AllocationError: a horizon that is not positive or is longer
+                than the horizon data.
+            optimizer.dispatch.DispatchInputError: horizon data the dispatch model rejects.
+            (All three are ValueErrors.)
         """
         self.facility(facility_id)
         if self.horizon is None:
@@ -533,8 +584,7 @@ def _gpu_pool(facility: FacilityState, ref: ResourceRef) -> GpuPoolState:
             return pool
     known = ", ".join(p.type_id for p in facility.gpu_pools) or "none"
     raise ProfitabilityError(
-        f"resource_id: facility {ref.facility_id!r} has no GPU type {ref.item_id!r}; "
-        f"known: {known}"
+        f"resource_id: facility {ref.facility_id!r} has no GPU type {ref.item_id!r}; known: {known}"
     )
 
 
