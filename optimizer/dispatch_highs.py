@@ -8,6 +8,9 @@ model algebraically and the tests check that both reach the same optimum.
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from dataclasses import dataclass, field
 
 import highspy
@@ -354,7 +357,7 @@ def solve_matrix_model(
     model: MatrixModel, time_limit_s: float, mip_rel_gap: float, threads: int
 ) -> SolverOutcome:
     """Solve ``model`` with HiGHS and read the values back per variable family."""
-    h = highspy.Highs()
+    h = _new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
@@ -411,3 +414,24 @@ def outcome_from_highs(h: highspy.Highs, variables: dict[str, np.ndarray]) -> So
     return SolverOutcome(
         status, float(info.objective_function_value), gap, f"HiGHS: {text}", values
     )
+
+
+def _new_highs() -> highspy.Highs:
+    """A HiGHS instance, without the licence banner HiGHS prints to stdout on the first
+    instance of a process (before any option can silence it)."""
+    _absorb_banner()
+    return highspy.Highs()
+
+
+@functools.cache
+def _absorb_banner() -> None:
+    """Build one throw-away instance with stdout pointed at /dev/null (once per process)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -5,6 +5,10 @@ Commands:
       run a scenario in simulated time and write results/<run>/ with its report.
   validate SCENARIO [--set PATH=VALUE ...]
       check a scenario file and print the resolved scenario as YAML.
+  backtest SCENARIO [--prices FILE] [--settlement-point SP] [--start DATE] [--end DATE]
+           [--policies LIST] [--out DIR] [--set PATH=VALUE ...]
+      run several policies on the same world (optionally on a historical ERCOT price file
+      over a window of dates) and write their results, backtest.json and backtest.html.
 
 Exit codes: 0 success, 1 an unexpected failure, 2 bad input (the message names the field
 or file and the reason).
@@ -67,6 +71,36 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("scenario", type=Path)
     _add_set(validate)
     validate.set_defaults(handler=_validate)
+
+    backtest = commands.add_parser(
+        "backtest", help="run several policies on the same world and compare them"
+    )
+    backtest.add_argument("scenario", type=Path, help="scenario YAML file")
+    backtest.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help="ERCOT price file (day-ahead hourly or real-time 15-min) replacing grid.prices",
+    )
+    backtest.add_argument(
+        "--settlement-point", metavar="SP", help="move every facility to this settlement point"
+    )
+    backtest.add_argument("--start", metavar="DATE", help="first day, YYYY-MM-DD (America/Chicago)")
+    backtest.add_argument(
+        "--end", metavar="DATE", help="day after the last, YYYY-MM-DD (exclusive)"
+    )
+    backtest.add_argument(
+        "--policies",
+        metavar="LIST",
+        help="comma-separated policies (default: always_on,strike,greedy,mpc,oracle; "
+        "a default one that cannot run yet is skipped with a note)",
+    )
+    backtest.add_argument(
+        "--out", type=Path, help="results folder (default results/<name>-backtest)"
+    )
+    _add_set(backtest)
+    backtest.add_argument("--quiet", action="store_true", help="no progress bars or table")
+    backtest.set_defaults(handler=_backtest)
     return parser
 
 
@@ -122,4 +156,51 @@ def _simulate(args: argparse.Namespace) -> int:
         print_summary(result.kpis, run_dir)
     else:
         print(run_dir)
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from twin.backtest import (
+        BacktestError,
+        BacktestProgress,
+        parse_date,
+        parse_policies,
+        prepare_scenario,
+        print_backtest_summary,
+        run_backtest,
+        unavailable_policies,
+    )
+
+    try:
+        policies = parse_policies(args.policies)
+        scenario = prepare_scenario(
+            args.scenario,
+            _overrides(args),
+            prices_file=args.prices,
+            settlement_point=args.settlement_point,
+            start=parse_date(args.start, "--start") if args.start is not None else None,
+            end=parse_date(args.end, "--end") if args.end is not None else None,
+        )
+        skipped: dict[str, str] = {}
+        if args.policies is None:  # defaults: leave out those that cannot run yet
+            skipped = unavailable_policies(scenario, policies)
+            policies = tuple(name for name in policies if name not in skipped)
+            for name, reason in skipped.items():
+                print(f"note: skipping policy {name}: {reason}", file=sys.stderr)
+        out = args.out or Path("results") / f"{scenario.name}-backtest"
+        with BacktestProgress(scenario, policies, enabled=not args.quiet) as progress:
+            result = run_backtest(
+                scenario,
+                policies,
+                out,
+                observer=progress,
+                skipped=skipped,
+                scenario_file=str(args.scenario),
+            )
+    except BacktestError as error:
+        raise InputError(str(error)) from None
+    if not args.quiet:
+        print_backtest_summary(result)
+    else:
+        print(result.out_dir)
     return 0

@@ -152,4 +152,19 @@ def make_horizon_provider(
     horizon_h = float(getattr(policy, "horizon_h", 24.0))
     if source == "truth":
         return TruthHorizon(grid, scenario, scheduler_pools, pue_mining, pue_ai, horizon_h)
+    if source == "forecast":
+        from twin.forecast_horizon import ForecastHorizon  # scikit-learn only when asked
+
+        cfg = scenario.policy
+        return ForecastHorizon(
+            grid,
+            scenario,
+            scheduler_pools,
+            pue_mining,
+            pue_ai,
+            horizon_h,
+            forecaster=getattr(cfg, "forecaster", "boosted"),
+            retrain_every_h=getattr(cfg, "retrain_every_h", 24.0),
+            training_window_days=getattr(cfg, "training_window_days", 28.0),
+        )
     raise ValueError(f"policy: unknown horizon source {source!r}")

@@ -35,3 +35,42 @@ def test_look_ahead_without_horizon_is_an_error() -> None:
     policy = LookAhead(name="mpc", horizon_source="forecast", contracts={})
     with pytest.raises(LookAheadError, match="no horizon"):
         policy.decide(snapshot)
+
+
+def _run_with_future_prices_changed(policy: str, change_after_s: float, factor: float):
+    """Run a short baseline with ``policy``; multiply every price after ``change_after_s``
+    by ``factor`` before the run starts."""
+    from datasets.signals import SeriesSignal
+
+    scenario = load_scenario(BASELINE, {"duration_days": 0.3, "policy": {"name": policy}})
+    twin = build(scenario)
+    grid = twin.world.grid
+    for point, signal in list(grid.prices.items()):
+        values = signal.values.copy()
+        cut = int(change_after_s // signal.step_s)
+        values[cut:] *= factor
+        grid.prices[point] = SeriesSignal(
+            values, signal.step_s, signal.t0_s, signal.name, signal.unit
+        )
+    return twin.run().timeseries
+
+
+@pytest.mark.parametrize("policy", ["mpc"])
+def test_mpc_decisions_do_not_see_the_future(policy: str) -> None:
+    """Altering prices after time T leaves every mpc decision before T unchanged, while the
+    oracle's decisions before T do change (so the comparison could fail)."""
+    change_after_s = 57 * 300.0  # on the dispatch grid: the first changed interval
+    kept = ["power_mining_mw", "asics_active", "gpus_spot", "power_total_mw"]
+    base = _run_with_future_prices_changed(policy, change_after_s, 1.0)
+    spiked = _run_with_future_prices_changed(policy, change_after_s, 40.0)
+    early_base = base.filter(base["t_s"] < change_after_s).select(kept)
+    early_spiked = spiked.filter(spiked["t_s"] < change_after_s).select(kept)
+    assert early_base.equals(early_spiked)
+
+    oracle_base = _run_with_future_prices_changed("oracle", change_after_s, 1.0)
+    oracle_spiked = _run_with_future_prices_changed("oracle", change_after_s, 40.0)
+    assert (
+        not oracle_base.filter(oracle_base["t_s"] < change_after_s)
+        .select(kept)
+        .equals(oracle_spiked.filter(oracle_spiked["t_s"] < change_after_s).select(kept))
+    )
