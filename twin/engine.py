@@ -13,14 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import simpy
 
 from datasets import sources
+from datasets.signals import SeriesSignal, Signal, SignalRangeError
 from drivers.sim import SimAsicDriver, SimGpuDriver
 from models.fleet import AsicFleet, GpuFleet
 from models.grid import Grid
@@ -33,7 +35,7 @@ from twin.controller import Controller, World, ambient_table
 from twin.kpis import compute_kpis, dump_kpis
 from twin.recorder import Recorder, run_metadata
 from twin.rng import spawn_generators
-from twin.scenario import Scenario
+from twin.scenario import HistoricalSeries, Scenario
 
 
 def build_world(scenario: Scenario) -> World:
@@ -45,9 +47,7 @@ def build_world(scenario: Scenario) -> World:
     settlement_points = sorted({f.settlement_point for f in scenario.facilities})
 
     market_cfg, grid_cfg = scenario.market, scenario.grid
-    prices = sources.price_signals(
-        grid_cfg.prices, settlement_points, start, n_steps, step_s, rngs["prices"]
-    )
+    prices = _price_signals(scenario, settlement_points, n_steps, rngs["prices"])
     ancillary = sources.ancillary_signals(
         grid_cfg.ancillary, start, n_steps, step_s, rngs["ancillary"]
     )
@@ -116,6 +116,46 @@ def build_world(scenario: Scenario) -> World:
         pools=pools,
         ambient_c=ambient_table(scenario),
     )
+
+
+PRICE_HISTORY_DAYS = 35.0
+"""Days of real price history loaded before the start of a replay, when the file has them,
+so that forecasters have a past to learn from on the first day [days]."""
+
+
+def _price_signals(
+    scenario: Scenario, settlement_points: list[str], n_steps: int, rng: np.random.Generator
+) -> dict[str, Signal]:
+    """Real-time price per settlement point over the run; a historical replay also carries
+    up to :data:`PRICE_HISTORY_DAYS` of the file's past before t = 0 (negative times)."""
+    source = scenario.grid.prices
+    step_s = float(scenario.dispatch_interval_s)
+    if isinstance(source, HistoricalSeries):
+        lookback_steps = round(PRICE_HISTORY_DAYS * 86400.0 / step_s)
+        while lookback_steps > 0:
+            try:
+                longer = sources.price_signals(
+                    source,
+                    settlement_points,
+                    scenario.start - timedelta(seconds=lookback_steps * step_s),
+                    n_steps + lookback_steps,
+                    step_s,
+                    rng,
+                )
+            except SignalRangeError:
+                lookback_steps //= 2  # the file starts later: take what it has
+                continue
+            return {
+                point: SeriesSignal(
+                    signal.over(signal.start_s, signal.end_s, step_s),
+                    step_s,
+                    t0_s=-lookback_steps * step_s,
+                    name=signal.name,
+                    unit=signal.unit,
+                )
+                for point, signal in longer.items()
+            }
+    return sources.price_signals(source, settlement_points, scenario.start, n_steps, step_s, rng)
 
 
 @dataclass
