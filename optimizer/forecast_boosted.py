@@ -149,7 +149,8 @@ class BoostedForecaster:
         )
         target = z[origins + leads] - _anchor_values(rows, cfg.anchor, cfg.blend_lead_s)
         regressor = _regressor(cfg)
-        regressor.fit(rows, target)
+        with _single_thread():
+            regressor.fit(rows, target)
         return BoostedModel(cfg, layout, scale, regressor, naive, history.t_end_s)
 
 
@@ -209,9 +210,9 @@ class BoostedModel:
         rows = feature_rows(
             z, origins, leads, self.layout, recent.time_s_at(origins + leads), recent.calendar
         )
-        z_hat = self.regressor.predict(rows) + _anchor_values(
-            rows, self.config.anchor, self.config.blend_lead_s
-        )
+        with _single_thread():
+            z_hat_trees = self.regressor.predict(rows)
+        z_hat = z_hat_trees + _anchor_values(rows, self.config.anchor, self.config.blend_lead_s)
         values = self.scale * np.sinh(z_hat)
         if self.config.non_negative:
             values = np.maximum(values, 0.0)
@@ -287,3 +288,15 @@ def _regressor(cfg: BoostedConfig) -> HistGradientBoostingRegressor:
         early_stopping=False,
         random_state=cfg.random_state,
     )
+
+
+def _single_thread() -> Any:
+    """Run scikit-learn's OpenMP code on one thread.
+
+    The model is small (a few hundred rows per prediction, tens of thousands per fit): on a
+    busy machine OpenMP's thread team costs far more than it saves — measured 0.4 s instead
+    of 3 ms per 288-step prediction with other processes on both cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
