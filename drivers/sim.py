@@ -10,6 +10,7 @@ than are healthy leaves ``verified=False`` with the reason). Commands take effec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -45,13 +46,63 @@ def _all_close(read_back: np.ndarray, asked: float) -> bool:
     return bool((np.abs(read_back - np.float64(asked)) <= FRACTION_TOLERANCE * abs(asked)).all())
 
 
-class SimAsicDriver:
-    """ASIC driver over an :class:`models.fleet.AsicFleet`; commands address classes."""
+def _device_class(
+    kind: str,
+    facility: int,
+    spec_id: str,
+    rows: slice,
+    min_power_fraction: float,
+    can_assign_uses: bool = False,
+) -> DeviceClass:
+    """The :class:`DeviceClass` of simulated devices in fleet ``rows``: they can all sleep,
+    resume and take a power target down to ``min_power_fraction`` of nameplate [-]."""
+    capabilities = Capabilities(
+        can_sleep=True,
+        can_resume=True,
+        can_set_power_limit=True,
+        can_assign_uses=can_assign_uses,
+        min_power_fraction=min_power_fraction,
+    )
+    return DeviceClass(kind, facility, spec_id, rows.stop - rows.start, capabilities)
 
-    def __init__(self, fleet: AsicFleet, clock: Callable[[], float]) -> None:
-        self.fleet = fleet
+
+FleetT = TypeVar("FleetT", AsicFleet, GpuFleet)
+CommandT = TypeVar("CommandT", AsicCommand, GpuCommand)
+
+
+class _SimDriver(Generic[FleetT, CommandT]):
+    """What both simulated drivers share: the fleet, the clock, ``apply`` and ``close``.
+
+    A subclass carries out one command in ``_apply_one(command, t_s)`` and reads it back.
+    """
+
+    def __init__(self, fleet: FleetT, clock: Callable[[], float]) -> None:
+        self.fleet: FleetT = fleet
         self.clock = clock
         self._closed = False
+
+    def apply(self, commands: Sequence[CommandT]) -> ApplyResult:
+        """Carry out each command, in order, at ``clock()`` [s]; read back and verify each
+        (the order within one command: see the subclass's ``_apply_one``)."""
+        self._check_open()
+        t_s = float(self.clock())
+        return ApplyResult(tuple(self._apply_one(c, t_s) for c in commands), t_s)
+
+    def close(self) -> None:
+        """Mark the driver closed (nothing to release in simulation)."""
+        self._closed = True
+
+    def _apply_one(self, command: CommandT, t_s: float) -> CommandResult:
+        """Carry out one command at ``t_s`` [s], read it back and say whether it holds."""
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DriverClosedError(f"{type(self).__name__}: used after close()")
+
+
+class SimAsicDriver(_SimDriver[AsicFleet, AsicCommand]):
+    """ASIC driver over an :class:`models.fleet.AsicFleet`; commands address classes."""
 
     def discover(self) -> tuple[DeviceClass, ...]:
         """One :class:`DeviceClass` per (facility, model) class of the fleet."""
@@ -60,20 +111,13 @@ class SimAsicDriver:
         classes = []
         for class_id in range(fleet.n_classes):
             spec = fleet.models[fleet.class_model[class_id]]
-            rows = fleet.class_slice(class_id)
-            capabilities = Capabilities(
-                can_sleep=True,
-                can_resume=True,
-                can_set_power_limit=True,
-                min_power_fraction=spec.min_power_fraction,
-            )
             classes.append(
-                DeviceClass(
+                _device_class(
                     "asic",
                     int(fleet.class_facility[class_id]),
                     spec.model_id,
-                    rows.stop - rows.start,
-                    capabilities,
+                    fleet.class_slice(class_id),
+                    spec.min_power_fraction,
                 )
             )
         return tuple(classes)
@@ -100,18 +144,9 @@ class SimAsicDriver:
         self._check_open()
         return self.fleet.state_counts()
 
-    def apply(self, commands: Sequence[AsicCommand]) -> ApplyResult:
-        """Carry out each command at ``clock()``: power target first (so waking miners ramp
-        to it), then the active count; read back and verify."""
-        self._check_open()
-        t_s = float(self.clock())
-        return ApplyResult(tuple(self._apply_one(c, t_s) for c in commands), t_s)
-
-    def close(self) -> None:
-        """Mark the driver closed (nothing to release in simulation)."""
-        self._closed = True
-
     def _apply_one(self, command: AsicCommand, t_s: float) -> CommandResult:
+        """Power target first (so waking miners ramp to it), then the active count, at
+        ``t_s`` [s]; then read both back."""
         fleet = self.fleet
         changed = 0
         try:
@@ -148,18 +183,9 @@ class SimAsicDriver:
                 )
         return CommandResult(command, not reasons, "; ".join(reasons), changed)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise DriverClosedError("SimAsicDriver: used after close()")
 
-
-class SimGpuDriver:
+class SimGpuDriver(_SimDriver[GpuFleet, GpuCommand]):
     """GPU driver over a :class:`models.fleet.GpuFleet`; commands address pools."""
-
-    def __init__(self, fleet: GpuFleet, clock: Callable[[], float]) -> None:
-        self.fleet = fleet
-        self.clock = clock
-        self._closed = False
 
     def discover(self) -> tuple[DeviceClass, ...]:
         """One :class:`DeviceClass` per (facility, type) pool of the fleet."""
@@ -168,21 +194,14 @@ class SimGpuDriver:
         pools = []
         for pool in range(fleet.n_pools):
             spec = fleet.types[fleet.pool_type[pool]]
-            rows = fleet.pool_slice(pool)
-            capabilities = Capabilities(
-                can_sleep=True,
-                can_resume=True,
-                can_set_power_limit=True,
-                can_assign_uses=True,
-                min_power_fraction=spec.min_power_fraction,
-            )
             pools.append(
-                DeviceClass(
+                _device_class(
                     "gpu",
                     int(fleet.pool_facility[pool]),
                     spec.type_id,
-                    rows.stop - rows.start,
-                    capabilities,
+                    fleet.pool_slice(pool),
+                    spec.min_power_fraction,
+                    can_assign_uses=True,
                 )
             )
         return tuple(pools)
@@ -214,18 +233,9 @@ class SimGpuDriver:
         failed[fleet.pool_facility, fleet.pool_type] = fleet.failed_by_pool()
         return failed, tuple(spec.type_id for spec in fleet.types)
 
-    def apply(self, commands: Sequence[GpuCommand]) -> ApplyResult:
-        """Carry out each command at ``clock()`` (power cap, then use labels); read back and
-        verify."""
-        self._check_open()
-        t_s = float(self.clock())
-        return ApplyResult(tuple(self._apply_one(c) for c in commands), t_s)
-
-    def close(self) -> None:
-        """Mark the driver closed (nothing to release in simulation)."""
-        self._closed = True
-
-    def _apply_one(self, command: GpuCommand) -> CommandResult:
+    def _apply_one(self, command: GpuCommand, t_s: float) -> CommandResult:
+        """Power cap, then use labels (both take effect at once, whatever ``t_s`` [s]);
+        then read both back."""
         fleet = self.fleet
         try:
             pool = fleet.pool_index(command.facility, command.type_id)
@@ -260,7 +270,3 @@ class SimGpuDriver:
                     f"back {float(limits.min()):.6g} (allowed [{spec.min_power_fraction}, 1])"
                 )
         return CommandResult(command, not reasons, "; ".join(reasons), changed)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise DriverClosedError("SimGpuDriver: used after close()")

@@ -24,18 +24,15 @@ from models.fleet_physics import (
     ClampResult,
     FleetError,
     as_slice,
-    check_group_sizes,
     check_interval,
     checked_ambient,
     clamp_fraction,
     device_indices,
-    facility_count,
     ramp_progress,
     read_only,
-    slice_table,
-    spec_index,
     uniform_value,
 )
+from models.fleet_table import GroupTable, group_slice, merge_groups, spec_column, spec_index
 from models.hardware import AsicSpec
 
 
@@ -78,6 +75,16 @@ class AsicStepResult:
         return self.mean_hashrate_ths.sum(axis=1)
 
 
+def _checked_power_target(where: str, spec: AsicSpec, count: int, fraction: float) -> float:
+    """A group's power target [-]; FleetError naming ``where`` unless it lies in
+    ``[spec.min_power_fraction, 1]``."""
+    if not spec.min_power_fraction <= fraction <= 1.0:
+        raise FleetError(
+            f"{where}: power_target_fraction {fraction} is outside [{spec.min_power_fraction}, 1]"
+        )
+    return float(fraction)
+
+
 class AsicFleet:
     """All ASIC miners as columns; build with :meth:`from_groups`.
 
@@ -101,36 +108,29 @@ class AsicFleet:
     def __init__(
         self,
         models: list[AsicSpec],
-        n_facilities: int,
-        class_facility: np.ndarray,
-        class_model: np.ndarray,
-        class_start: np.ndarray,
+        table: GroupTable,
         power_fraction: np.ndarray,
         ambient_c: float,
     ) -> None:
         """Use :meth:`from_groups`; this takes the already sorted class table."""
         self.models = list(models)
-        self.n_facilities = int(n_facilities)
-        self.class_facility = read_only(class_facility.astype(np.int16))
-        self.class_model = read_only(class_model.astype(np.int16))
-        self.class_start = read_only(class_start.astype(np.int64))
-        n_classes = class_facility.shape[0]
+        self.n_facilities = int(table.n_facilities)
+        self.class_facility = read_only(table.facility.astype(np.int16))
+        self.class_model = read_only(table.spec.astype(np.int16))
+        self.class_start = read_only(table.start.astype(np.int64))
+        n_classes = table.facility.shape[0]
         grid = np.full((self.n_facilities, len(self.models)), -1, dtype=np.int32)
-        grid[class_facility, class_model] = np.arange(n_classes)
+        grid[table.facility, table.spec] = np.arange(n_classes)
         self.class_grid = read_only(grid)
         self._class_size = np.diff(self.class_start)
         self._class_cell = self.class_facility.astype(np.int64) * len(models) + self.class_model
         """Flat index of each class in a ``[facilities * models]`` table."""
-
-        def per_model(attribute: str) -> np.ndarray:
-            return np.array([getattr(m, attribute) for m in self.models], dtype=np.float64)
-
-        self._model_nameplate_w = per_model("power_w")
-        self._model_nameplate_ths = per_model("hashrate_ths")
-        self._model_sleep_w = per_model("sleep_power_w")
-        self._model_ramp_s = per_model("ramp_s")
-        self._model_exponent = per_model("efficiency_exponent")
-        self._model_min_fraction = per_model("min_power_fraction")
+        self._model_nameplate_w = spec_column(self.models, "power_w")
+        self._model_nameplate_ths = spec_column(self.models, "hashrate_ths")
+        self._model_sleep_w = spec_column(self.models, "sleep_power_w")
+        self._model_ramp_s = spec_column(self.models, "ramp_s")
+        self._model_exponent = spec_column(self.models, "efficiency_exponent")
+        self._model_min_fraction = spec_column(self.models, "min_power_fraction")
 
         n = int(self.class_start[-1])
         self._facility = np.repeat(self.class_facility, self._class_size).astype(np.int16)
@@ -139,7 +139,7 @@ class AsicFleet:
         self._power_fraction = power_fraction.astype(np.float32)
         self._ramp_start_s = np.full(n, np.nan, dtype=np.float64)
         self._maybe_ramping = False
-        thermal = per_model("thermal_c_per_kw")[self._model] / 1000.0
+        thermal = spec_column(self.models, "thermal_c_per_kw")[self._model] / 1000.0
         self._thermal_c_per_w = thermal.astype(np.float32)
         # caches kept current by _refresh_class: see the class docstring
         self._hash_fraction = np.empty(n, dtype=np.float32)
@@ -189,40 +189,12 @@ class AsicFleet:
             FleetError: negative facility or count, a power target outside
                 ``[spec.min_power_fraction, 1]``, or two different specs with one model id.
         """
-        models: list[AsicSpec] = []
-        index_of: dict[str, int] = {}
-        rows: list[tuple[int, int, int, float]] = []
-        for i, (facility, spec, count, fraction) in enumerate(groups):
-            where = f"asic group {i} ({spec.model_id})"
-            check_group_sizes(where, facility, count)
-            if not spec.min_power_fraction <= fraction <= 1.0:
-                raise FleetError(
-                    f"{where}: power_target_fraction {fraction} is outside "
-                    f"[{spec.min_power_fraction}, 1]"
-                )
-            known = index_of.get(spec.model_id)
-            if known is None:
-                index_of[spec.model_id] = len(models)
-                models.append(spec)
-            elif models[known] != spec:
-                raise FleetError(f"{where}: two different specs share model id {spec.model_id!r}")
-            rows.append((int(facility), index_of[spec.model_id], int(count), float(fraction)))
-        facilities = facility_count([r[0] for r in rows], n_facilities)
-
-        rows.sort(key=lambda r: (r[0], r[1]))
-        keys, starts = slice_table([(r[0], r[1], r[2]) for r in rows])
+        merged = merge_groups(groups, "asic", "model_id", _checked_power_target, n_facilities)
+        rows = merged.rows
         power_fraction = np.repeat(
             np.array([r[3] for r in rows], dtype=np.float32), [r[2] for r in rows]
         )
-        return cls(
-            models,
-            facilities,
-            np.array([k[0] for k in keys], dtype=np.int16),
-            np.array([k[1] for k in keys], dtype=np.int16),
-            starts,
-            power_fraction,
-            ambient_c,
-        )
+        return cls(merged.specs, merged.table, power_fraction, ambient_c)
 
     # ---------------------------------------------------------------- lookup
 
@@ -249,9 +221,7 @@ class AsicFleet:
 
     def class_slice(self, class_id: int) -> slice:
         """Device rows of one class."""
-        if not 0 <= class_id < self.n_classes:
-            raise FleetError(f"class_id: {class_id} outside [0, {self.n_classes})")
-        return slice(int(self.class_start[class_id]), int(self.class_start[class_id + 1]))
+        return group_slice(self.class_start, class_id, "class_id")
 
     def state_counts(self) -> np.ndarray:
         """Miners per state now, ``[n_facilities, n_models, 4]`` indexed by AsicState."""

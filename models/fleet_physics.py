@@ -1,5 +1,6 @@
 """Fleet vocabulary and physics: device states, constants, and pure vectorized functions
-for power, hashrate and heat, plus the small input checks both fleets share.
+for power, hashrate and heat, plus the small input checks both fleets share (the group
+tables that map device rows to classes and pools: :mod:`models.fleet_table`).
 
 Physics (units in each function's docstring):
 
@@ -17,13 +18,13 @@ Physics (units in each function's docstring):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
-from models.hardware import AsicSpec, GpuSpec
+from models.hardware import AsicSpec
 
 
 class FleetError(ValueError):
@@ -263,17 +264,6 @@ def read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def facility_count(facilities: Sequence[int], n_facilities: int | None) -> int:
-    """Facilities a fleet spans: ``n_facilities`` if given (at least the highest index used
-    + 1, else FleetError), otherwise the highest index used + 1."""
-    highest = max(facilities, default=-1) + 1
-    if n_facilities is None:
-        return highest
-    if n_facilities < highest:
-        raise FleetError(f"n_facilities: {n_facilities} is less than the groups need ({highest})")
-    return n_facilities
-
-
 def checked_ambient(ambient_c_by_facility: np.ndarray, n_facilities: int) -> np.ndarray:
     """Outdoor temperature per facility [°C] as float32, at least one finite value per
     facility; FleetError otherwise."""
@@ -286,41 +276,6 @@ def checked_ambient(ambient_c_by_facility: np.ndarray, n_facilities: int) -> np.
     if not np.isfinite(ambient).all():
         raise FleetError("ambient_c_by_facility: values must be finite")
     return ambient
-
-
-def check_group_sizes(where: str, facility: int, count: int) -> None:
-    """FleetError naming ``where`` unless the facility index and device count are whole
-    numbers >= 0."""
-    if int(facility) != facility or facility < 0:
-        raise FleetError(f"{where}: facility index must be an integer >= 0, got {facility}")
-    if int(count) != count or count < 0:
-        raise FleetError(f"{where}: count must be an integer >= 0, got {count}")
-
-
-def slice_table(
-    rows: Sequence[tuple[int, int, int]],
-) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """Distinct sorted (facility, spec index) keys of ``(facility, spec, count)`` rows and
-    the start offset of each key's slice (one more entry than keys)."""
-    totals: dict[tuple[int, int], int] = {}
-    for facility, spec, count in rows:
-        totals[(facility, spec)] = totals.get((facility, spec), 0) + count
-    keys = sorted(totals)
-    starts = np.zeros(len(keys) + 1, dtype=np.int64)
-    starts[1:] = np.cumsum([totals[k] for k in keys], dtype=np.int64)
-    return keys, starts
-
-
-def spec_index(specs: Sequence[AsicSpec] | Sequence[GpuSpec], key: int | str, field: str) -> int:
-    """Position in ``specs`` of a spec given by position or by id (``model_id``/``type_id``)."""
-    if isinstance(key, str):
-        for i, spec in enumerate(specs):
-            if getattr(spec, field) == key:
-                return i
-        raise FleetError(f"{field}: {key!r} is not in this fleet")
-    if int(key) != key or not 0 <= int(key) < len(specs):
-        raise FleetError(f"{field}: index {key} outside [0, {len(specs)})")
-    return int(key)
 
 
 def check_interval(t0_s: float, dt_s: float) -> None:

@@ -24,18 +24,15 @@ from models.fleet_physics import (
     FleetError,
     GpuHealth,
     GpuUse,
-    check_group_sizes,
     check_interval,
     checked_ambient,
     clamp_fraction,
     device_indices,
-    facility_count,
     lagged_temp_c,
     read_only,
-    slice_table,
-    spec_index,
     steady_temp_c,
 )
+from models.fleet_table import GroupTable, group_slice, merge_groups, spec_column, spec_index
 from models.hardware import GpuSpec
 
 
@@ -134,6 +131,16 @@ def _use_labels(applied: np.ndarray) -> np.ndarray:
     return layout.repeat(counts.ravel())
 
 
+def _checked_node_size(where: str, spec: GpuSpec, count: int, node_size: int) -> int:
+    """A group's GPUs per node [-]; FleetError naming ``where`` unless it is a whole number
+    >= 1 that divides the group's ``count``."""
+    if int(node_size) != node_size or node_size < 1:
+        raise FleetError(f"{where}: node_size must be an integer >= 1, got {node_size}")
+    if count % node_size:
+        raise FleetError(f"{where}: count {count} is not a multiple of node_size")
+    return int(node_size)
+
+
 class GpuFleet:
     """All GPUs as columns; build with :meth:`from_groups`.
 
@@ -153,39 +160,34 @@ class GpuFleet:
     def __init__(
         self,
         types: list[GpuSpec],
-        n_facilities: int,
-        pool_facility: np.ndarray,
-        pool_type: np.ndarray,
-        pool_start: np.ndarray,
+        table: GroupTable,
         node: np.ndarray,
         ambient_c: float,
     ) -> None:
         """Use :meth:`from_groups`; this takes the already sorted pool table."""
         self.types = list(types)
-        self.n_facilities = int(n_facilities)
-        self.pool_facility = read_only(pool_facility.astype(np.int16))
-        self.pool_type = read_only(pool_type.astype(np.int16))
-        self.pool_start = read_only(pool_start.astype(np.int64))
+        self.n_facilities = int(table.n_facilities)
+        self.pool_facility = read_only(table.facility.astype(np.int16))
+        self.pool_type = read_only(table.spec.astype(np.int16))
+        self.pool_start = read_only(table.start.astype(np.int64))
         sizes = np.diff(self.pool_start)
         n = int(self.pool_start[-1])
-
-        def per_type(attribute: str) -> np.ndarray:
-            return np.array([getattr(t, attribute) for t in self.types], dtype=np.float64)
-
-        self._type_min_fraction = per_type("min_power_fraction")
+        tdp_w = spec_column(self.types, "tdp_w")
+        idle_w = spec_column(self.types, "idle_w")
+        self._type_min_fraction = spec_column(self.types, "min_power_fraction")
         self._facility = np.repeat(self.pool_facility, sizes).astype(np.int16)
         self._type = np.repeat(self.pool_type, sizes).astype(np.int16)
         self._node = node.astype(np.int32)
         self._state = np.full(n, GpuHealth.OK, dtype=np.int8)
         self._power_limit_fraction = np.ones(n, dtype=np.float32)
         self._use = np.full(n, GpuUse.IDLE, dtype=np.int8)
-        self._tdp_w = per_type("tdp_w")[self._type].astype(np.float32)
-        self._idle_w = per_type("idle_w")[self._type].astype(np.float32)
+        self._tdp_w = tdp_w[self._type].astype(np.float32)
+        self._idle_w = idle_w[self._type].astype(np.float32)
         self._pool_key = np.repeat(np.arange(len(sizes)) * N_GPU_USES, sizes).astype(np.int32)
         self._pool_sizes = sizes
         self._pool_facility_i64 = self.pool_facility.astype(np.int64)
-        self._pool_tdp_w = per_type("tdp_w")[self.pool_type].astype(np.float32)
-        self._pool_idle_w = per_type("idle_w")[self.pool_type].astype(np.float32)
+        self._pool_tdp_w = tdp_w[self.pool_type].astype(np.float32)
+        self._pool_idle_w = idle_w[self.pool_type].astype(np.float32)
         self._pool_limit_fraction = np.ones(len(sizes), dtype=np.float32)
         # kept current by the commands (None: recount on next use)
         self._counts: np.ndarray | None = None
@@ -223,41 +225,13 @@ class GpuFleet:
             FleetError: negative facility or count, node_size < 1, count not a multiple of
                 node_size, or two different specs with one type id.
         """
-        types: list[GpuSpec] = []
-        index_of: dict[str, int] = {}
-        rows: list[tuple[int, int, int, int]] = []
-        for i, (facility, spec, count, node_size) in enumerate(groups):
-            where = f"gpu group {i} ({spec.type_id})"
-            check_group_sizes(where, facility, count)
-            if int(node_size) != node_size or node_size < 1:
-                raise FleetError(f"{where}: node_size must be an integer >= 1, got {node_size}")
-            if count % node_size:
-                raise FleetError(f"{where}: count {count} is not a multiple of node_size")
-            known = index_of.get(spec.type_id)
-            if known is None:
-                index_of[spec.type_id] = len(types)
-                types.append(spec)
-            elif types[known] != spec:
-                raise FleetError(f"{where}: two different specs share type id {spec.type_id!r}")
-            rows.append((int(facility), index_of[spec.type_id], int(count), int(node_size)))
-        facilities = facility_count([r[0] for r in rows], n_facilities)
-
-        rows.sort(key=lambda r: (r[0], r[1]))
-        keys, starts = slice_table([(r[0], r[1], r[2]) for r in rows])
+        merged = merge_groups(groups, "gpu", "type_id", _checked_node_size, n_facilities)
         nodes = [np.zeros(0, dtype=np.int64)]
         next_node = 0
-        for _, _, count, node_size in rows:
+        for _, _, count, node_size in merged.rows:
             nodes.append(next_node + np.arange(count) // node_size)
             next_node += count // node_size
-        return cls(
-            types,
-            facilities,
-            np.array([k[0] for k in keys], dtype=np.int16),
-            np.array([k[1] for k in keys], dtype=np.int16),
-            starts,
-            np.concatenate(nodes),
-            ambient_c,
-        )
+        return cls(merged.specs, merged.table, np.concatenate(nodes), ambient_c)
 
     # ---------------------------------------------------------------- lookup
 
@@ -285,9 +259,7 @@ class GpuFleet:
 
     def pool_slice(self, pool_index: int) -> slice:
         """Device rows of one pool."""
-        if not 0 <= pool_index < self.n_pools:
-            raise FleetError(f"pool_index: {pool_index} outside [0, {self.n_pools})")
-        return slice(int(self.pool_start[pool_index]), int(self.pool_start[pool_index + 1]))
+        return group_slice(self.pool_start, pool_index, "pool_index")
 
     def counts_by_use(self) -> np.ndarray:
         """Healthy GPUs per pool and use now, ``[n_pools, N_GPU_USES]``."""
@@ -351,12 +323,7 @@ class GpuFleet:
             GPUs labelled per pool and use, ``[n_pools, N_GPU_USES]`` (IDLE: the rest of the
             healthy GPUs).
         """
-        values = np.asarray(gpus_by_pool_and_use, dtype=np.float64)
-        if values.shape != (self.n_pools, N_GPU_USES):
-            raise FleetError(
-                f"gpus_by_pool_and_use: shape must be ({self.n_pools}, {N_GPU_USES}), "
-                f"got {values.shape}"
-            )
+        values = self._pool_use_table(gpus_by_pool_and_use, "gpus_by_pool_and_use")
         if not (np.isfinite(values) & (values >= 0)).all():
             bad = ~(np.isfinite(values) & (values >= 0))
             pool, use = np.argwhere(bad)[0]
@@ -401,6 +368,16 @@ class GpuFleet:
         self._use[rows] = GpuUse.IDLE
         self._counts = self._failed = None
 
+    def _pool_use_table(self, values: np.ndarray, field: str) -> np.ndarray:
+        """``values`` as a float64 ``[n_pools, N_GPU_USES]`` table (units as the caller's);
+        FleetError naming ``field`` for any other shape."""
+        table = np.asarray(values, dtype=np.float64)
+        if table.shape != (self.n_pools, N_GPU_USES):
+            raise FleetError(
+                f"{field}: shape must be ({self.n_pools}, {N_GPU_USES}), got {table.shape}"
+            )
+        return table
+
     # ---------------------------------------------------------------- physics
 
     def _cell_power_w(self, util_cell: np.ndarray) -> np.ndarray:
@@ -444,12 +421,7 @@ class GpuFleet:
         """
         check_interval(t0_s, dt_s)
         ambient = checked_ambient(ambient_c_by_facility, self.n_facilities)
-        busy = np.asarray(busy_gpu_s_by_pool_and_use, dtype=np.float64)
-        if busy.shape != (self.n_pools, N_GPU_USES):
-            raise FleetError(
-                f"busy_gpu_s_by_pool_and_use: shape must be ({self.n_pools}, {N_GPU_USES}), "
-                f"got {busy.shape}"
-            )
+        busy = self._pool_use_table(busy_gpu_s_by_pool_and_use, "busy_gpu_s_by_pool_and_use")
         if not (np.isfinite(busy) & (busy >= 0)).all():
             raise FleetError("busy_gpu_s_by_pool_and_use: values must be finite and >= 0")
 

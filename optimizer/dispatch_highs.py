@@ -28,10 +28,22 @@ from optimizer.dispatch_coefficients import (
     Coefficients,
     coefficients,
 )
-from optimizer.dispatch_readback import SolverOutcome
-from optimizer.dispatch_types import DispatchStatus
+from optimizer.dispatch_readback import SolverOutcome, dispatch_status
 
 INF = highspy.kHighsInf
+
+
+def _family_indices(first: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Consecutive column or row indices from ``first`` for a family, shaped ``shape``."""
+    return np.arange(first, first + int(np.prod(shape))).reshape(shape)
+
+
+def _flat(
+    value: float | bool | np.ndarray, shape: tuple[int, ...], dtype: type = float
+) -> np.ndarray:
+    """``value`` (bound, cost or integrality) broadcast to ``shape`` and flattened: one
+    entry per column or row of a family."""
+    return np.broadcast_to(np.asarray(value, dtype), shape).ravel()
 
 
 @dataclass
@@ -59,24 +71,22 @@ class _Matrix:
         integer: bool | np.ndarray = False,
     ) -> np.ndarray:
         """Add a family of columns; returns their indices, shaped ``shape``."""
-        size = int(np.prod(shape))
-        index = np.arange(self.n_cols, self.n_cols + size).reshape(shape)
-        self.n_cols += size
-        self.col_lower.append(np.broadcast_to(np.asarray(lower, float), shape).ravel())
-        self.col_upper.append(np.broadcast_to(np.asarray(upper, float), shape).ravel())
-        self.col_cost.append(np.broadcast_to(np.asarray(cost, float), shape).ravel())
-        self.col_integer.append(np.broadcast_to(np.asarray(integer, bool), shape).ravel())
+        index = _family_indices(self.n_cols, shape)
+        self.n_cols += index.size
+        self.col_lower.append(_flat(lower, shape))
+        self.col_upper.append(_flat(upper, shape))
+        self.col_cost.append(_flat(cost, shape))
+        self.col_integer.append(_flat(integer, shape, bool))
         return index
 
     def rows(
         self, shape: tuple[int, ...], lower: float | np.ndarray, upper: float | np.ndarray
     ) -> np.ndarray:
         """Add a family of rows; returns their indices, shaped ``shape``."""
-        size = int(np.prod(shape))
-        index = np.arange(self.n_rows, self.n_rows + size).reshape(shape)
-        self.n_rows += size
-        self.row_lower.append(np.broadcast_to(np.asarray(lower, float), shape).ravel())
-        self.row_upper.append(np.broadcast_to(np.asarray(upper, float), shape).ravel())
+        index = _family_indices(self.n_rows, shape)
+        self.n_rows += index.size
+        self.row_lower.append(_flat(lower, shape))
+        self.row_upper.append(_flat(upper, shape))
         return index
 
     def add(self, rows: np.ndarray, cols: np.ndarray, values: float | np.ndarray) -> None:
@@ -392,21 +402,19 @@ def outcome_from_highs(h: highspy.Highs, variables: dict[str, np.ndarray]) -> So
     has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     gap = float(info.mip_gap) if np.isfinite(info.mip_gap) else float("nan")
     text = h.modelStatusToString(model_status)
-    status: DispatchStatus
     statuses = highspy.HighsModelStatus
-    if model_status == statuses.kOptimal:
-        status = "optimal"
-    elif model_status in (statuses.kInfeasible, statuses.kUnboundedOrInfeasible):
-        status = "infeasible"
-    elif model_status in (
-        statuses.kTimeLimit,
-        statuses.kIterationLimit,
-        statuses.kSolutionLimit,
-        statuses.kInterrupt,
-    ):
-        status = "feasible" if has_solution else "timeout"
-    else:
-        status = "error"
+    status = dispatch_status(
+        model_status,
+        optimal=statuses.kOptimal,
+        infeasible=(statuses.kInfeasible, statuses.kUnboundedOrInfeasible),
+        stopped_early=(
+            statuses.kTimeLimit,
+            statuses.kIterationLimit,
+            statuses.kSolutionLimit,
+            statuses.kInterrupt,
+        ),
+        has_solution=has_solution,
+    )
     if status not in ("optimal", "feasible") or not has_solution:
         return SolverOutcome(status, float("nan"), gap, f"HiGHS: {text}", None)
     solution = np.asarray(h.getSolution().col_value)

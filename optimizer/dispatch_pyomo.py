@@ -20,8 +20,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from optimizer.dispatch_blocks import MINUTES_PER_HOUR, MW_PER_W, BlockData, integer_block_count
-from optimizer.dispatch_readback import SolverOutcome
-from optimizer.dispatch_types import DispatchStatus
+from optimizer.dispatch_readback import SolverOutcome, dispatch_status
 
 REALTIME, RESERVED, BATCH, TRAINING, SPOT = range(5)
 INTERRUPTIBLE = (BATCH, TRAINING, SPOT)
@@ -303,19 +302,17 @@ def _outcome(m: pyo.ConcreteModel, blocks: BlockData, results: Any) -> SolverOut
     """Status, objective and variable values of a finished appsi solve."""
     condition = results.termination_condition
     has_solution = results.best_feasible_objective is not None
-    status: DispatchStatus
-    if condition == TerminationCondition.optimal:
-        status = "optimal"
-    elif condition in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
-        status = "infeasible"
-    elif condition in (
-        TerminationCondition.maxTimeLimit,
-        TerminationCondition.maxIterations,
-        TerminationCondition.interrupted,
-    ):
-        status = "feasible" if has_solution else "timeout"
-    else:
-        status = "error"
+    status = dispatch_status(
+        condition,
+        optimal=TerminationCondition.optimal,
+        infeasible=(TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded),
+        stopped_early=(
+            TerminationCondition.maxTimeLimit,
+            TerminationCondition.maxIterations,
+            TerminationCondition.interrupted,
+        ),
+        has_solution=has_solution,
+    )
     message = f"Pyomo appsi HiGHS: {condition.name}"
     if status not in ("optimal", "feasible") or not has_solution:
         return SolverOutcome(status, float("nan"), float("nan"), message, None)

@@ -8,7 +8,9 @@ interval — is computed here once, with numpy.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +29,8 @@ from optimizer.types import FacilityPlan, Plan
 COUNT_TOLERANCE = 1e-6
 """Solver values within this of an integer count as that integer [-]."""
 
+ConditionT = TypeVar("ConditionT")
+
 
 @dataclass(frozen=True, eq=False)
 class SolverOutcome:
@@ -37,6 +41,34 @@ class SolverOutcome:
     mip_gap: float
     message: str
     values: dict[str, np.ndarray] | None
+
+
+def dispatch_status(
+    condition: ConditionT,
+    optimal: ConditionT,
+    infeasible: Collection[ConditionT],
+    stopped_early: Collection[ConditionT],
+    has_solution: bool,
+) -> DispatchStatus:
+    """A solver's termination condition in the twin's terms (:data:`DispatchStatus`).
+
+    Args:
+        condition: how the solve ended, in the solver's own vocabulary.
+        optimal: the solver's "proven optimal" condition.
+        infeasible: its conditions meaning no plan meets the hard constraints.
+        stopped_early: its conditions for a solve cut short (time, iteration or solution
+            limit, interrupt): ``feasible`` with an incumbent, ``timeout`` without.
+        has_solution: the solver holds a feasible solution.
+
+    Any other condition is an ``error``.
+    """
+    if condition == optimal:
+        return "optimal"
+    if condition in infeasible:
+        return "infeasible"
+    if condition in stopped_early:
+        return "feasible" if has_solution else "timeout"
+    return "error"
 
 
 def schedule_from_values(blocks: BlockData, values: dict[str, np.ndarray]) -> DispatchSchedule:
@@ -207,6 +239,7 @@ def plan_from_schedule(
 
 __all__ = [
     "SolverOutcome",
+    "dispatch_status",
     "plan_from_schedule",
     "schedule_from_values",
 ]

@@ -100,6 +100,29 @@ def allocate(
     )
 
 
+class _AllocationSwitches(Protocol):
+    """The allocation switches of the present-only policies (always_on, strike, greedy)."""
+
+    sell_idle_gpus_on_spot: bool
+    respond_to_grid_events: bool
+
+
+def _allocate_with(
+    policy: _AllocationSwitches,
+    facility: FacilityState,
+    wanted_active: dict[str, int],
+    spot_energy_price_usd_per_mwh: float | None = None,
+) -> FacilityPlan:
+    """:func:`allocate` with ``policy``'s spot and grid-event switches."""
+    return allocate(
+        facility,
+        wanted_active,
+        sell_idle_gpus_on_spot=policy.sell_idle_gpus_on_spot,
+        respond_to_grid_events=policy.respond_to_grid_events,
+        spot_energy_price_usd_per_mwh=spot_energy_price_usd_per_mwh,
+    )
+
+
 def _shed_for_event(
     facility: FacilityState, active: dict[str, int], curtail_fraction: float
 ) -> dict[str, int]:
@@ -128,12 +151,7 @@ class AlwaysOn:
 
     def decide(self, snapshot: Snapshot) -> Plan:
         plans = tuple(
-            allocate(
-                f,
-                {c.model_id: c.count for c in f.asic_classes},
-                sell_idle_gpus_on_spot=self.sell_idle_gpus_on_spot,
-                respond_to_grid_events=self.respond_to_grid_events,
-            )
+            _allocate_with(self, f, {c.model_id: c.count for c in f.asic_classes})
             for f in snapshot.facilities
         )
         return Plan(plans, self.name)
@@ -192,15 +210,8 @@ class Strike:
                     counter.curtailed = False
                 off = counter.curtailed or (self.avoid_four_cp and facility.four_cp_interval)
                 wanted[cls.model_id] = 0 if off else cls.count
-            plans.append(
-                allocate(
-                    facility,
-                    wanted,
-                    sell_idle_gpus_on_spot=self.sell_idle_gpus_on_spot,
-                    respond_to_grid_events=self.respond_to_grid_events,
-                    spot_energy_price_usd_per_mwh=price if self.curtail_gpu_spot else None,
-                )
-            )
+            spot_price = price if self.curtail_gpu_spot else None
+            plans.append(_allocate_with(self, facility, wanted, spot_price))
         curtailed = sum(c.curtailed for c in self._counters.values())
         return Plan(tuple(plans), self.name, note=f"{curtailed} model classes curtailed")
 
@@ -234,15 +245,7 @@ class Greedy:
                 else 0
                 for c in facility.asic_classes
             }
-            plans.append(
-                allocate(
-                    facility,
-                    wanted,
-                    sell_idle_gpus_on_spot=self.sell_idle_gpus_on_spot,
-                    respond_to_grid_events=self.respond_to_grid_events,
-                    spot_energy_price_usd_per_mwh=price,
-                )
-            )
+            plans.append(_allocate_with(self, facility, wanted, price))
         return Plan(tuple(plans), self.name)
 
 

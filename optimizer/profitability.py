@@ -44,10 +44,10 @@ Ties go to the earlier option in these lists.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -568,23 +568,27 @@ class EconomicOptimizer:
 
 
 def _asic_class(facility: FacilityState, ref: ResourceRef) -> AsicClassState:
-    for cls in facility.asic_classes:
-        if cls.model_id == ref.item_id:
-            return cls
-    known = ", ".join(c.model_id for c in facility.asic_classes) or "none"
-    raise ProfitabilityError(
-        f"resource_id: facility {ref.facility_id!r} has no ASIC model {ref.item_id!r}; "
-        f"known: {known}"
-    )
+    return _resource(facility.asic_classes, lambda c: c.model_id, ref, "ASIC model")
 
 
 def _gpu_pool(facility: FacilityState, ref: ResourceRef) -> GpuPoolState:
-    for pool in facility.gpu_pools:
-        if pool.type_id == ref.item_id:
-            return pool
-    known = ", ".join(p.type_id for p in facility.gpu_pools) or "none"
+    return _resource(facility.gpu_pools, lambda p: p.type_id, ref, "GPU type")
+
+
+_ItemT = TypeVar("_ItemT", AsicClassState, GpuPoolState)
+
+
+def _resource(
+    items: Sequence[_ItemT], item_id: Callable[[_ItemT], str], ref: ResourceRef, what: str
+) -> _ItemT:
+    """The first of a facility's ``items`` whose id is ``ref.item_id``; ProfitabilityError
+    naming ``what`` (``ASIC model``, ``GPU type``) and the known ids otherwise."""
+    for item in items:
+        if item_id(item) == ref.item_id:
+            return item
+    known = ", ".join(item_id(item) for item in items) or "none"
     raise ProfitabilityError(
-        f"resource_id: facility {ref.facility_id!r} has no GPU type {ref.item_id!r}; known: {known}"
+        f"resource_id: facility {ref.facility_id!r} has no {what} {ref.item_id!r}; known: {known}"
     )
 
 

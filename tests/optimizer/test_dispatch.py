@@ -25,7 +25,8 @@ from optimizer.dispatch import (
     solve_dispatch,
 )
 from optimizer.power import asic_mw
-from optimizer.types import AsicClassState, FacilityState, GpuPoolState, MarketState, Snapshot
+from optimizer.types import AsicClassState, FacilityState, GpuPoolState, Snapshot
+from tests.optimizer import builders
 
 DT_H = 300.0 / 3600.0
 HASHPRICE = 0.05
@@ -53,19 +54,7 @@ def _asic(
     count: int = 10,
     active: int | None = None,
 ) -> AsicClassState:
-    active = count if active is None else active
-    return AsicClassState(
-        model_id=model_id,
-        efficiency_j_per_th=watts / ths,
-        hashrate_ths_each=ths,
-        power_w_each=watts,
-        sleep_power_w_each=sleep_w,
-        min_power_fraction=0.6,
-        count=count,
-        active=active,
-        sleeping=count - active,
-        failed=0,
-    )
+    return builders.asic_class(model_id, ths, watts, count, active=active, sleep_w=sleep_w)
 
 
 def _pool(
@@ -86,22 +75,20 @@ def _facility(
     pue_mining: float = 1.0,
     pue_ai: float = 1.0,
 ) -> FacilityState:
-    return FacilityState(
-        facility_id=facility_id,
+    return builders.facility_state(
+        asics,
+        pools,
         price_usd_per_mwh=0.0,
-        marginal_energy_usd_per_mwh=0.0,
-        power_cap_mw=cap_mw,
+        cap_mw=cap_mw,
         pue_mining=pue_mining,
         pue_ai=pue_ai,
-        ambient_c=25.0,
-        asic_classes=asics,
-        gpu_pools=pools,
+        facility_id=facility_id,
     )
 
 
 def _snapshot(*facilities: FacilityState, ancillary: dict[str, float] | None = None) -> Snapshot:
-    market = MarketState(90000.0, HASHPRICE, 1e14, 900.0, 3.125, 0.03, 1.0)
-    return Snapshot(0.0, 300.0, market, facilities, dict(ancillary or {}))
+    market = builders.market_state(HASHPRICE, network_hashrate_ehs=900.0, fees_btc_per_block=0.03)
+    return builders.snapshot(facilities, market, ancillary)
 
 
 def _horizon(prices: list[float], **arrays: object) -> HorizonData:

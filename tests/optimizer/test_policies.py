@@ -7,53 +7,31 @@ from hypothesis import strategies as st
 
 from optimizer.policies import AlwaysOn, Strike, breakeven_usd_per_mwh, make_policy
 from optimizer.power import asic_mw, gpu_full_mw
-from optimizer.types import (
-    AsicClassState,
-    FacilityState,
-    GpuPoolState,
-    MarketState,
-    Snapshot,
-)
-
-
-def _asic(model_id: str, ths: float, watts: float, count: int, failed: int = 0) -> AsicClassState:
-    return AsicClassState(
-        model_id=model_id,
-        efficiency_j_per_th=watts / ths,
-        hashrate_ths_each=ths,
-        power_w_each=watts,
-        sleep_power_w_each=25.0,
-        min_power_fraction=0.6,
-        count=count,
-        active=count - failed,
-        sleeping=0,
-        failed=failed,
-    )
+from optimizer.types import FacilityState, GpuPoolState, Snapshot
+from tests.optimizer import builders
 
 
 def _facility(price: float, cap_mw: float = 20.0, **changes: object) -> FacilityState:
-    values: dict[str, object] = dict(
-        facility_id="site",
+    asics = (
+        builders.asic_class("antminer_s9", 13.5, 1323.0, 1000),
+        builders.asic_class("antminer_s19j_pro", 104.0, 3068.0, 2000),
+        builders.asic_class("antminer_s21", 200.0, 3500.0, 2000),
+    )
+    pools = (GpuPoolState("h100_sxm", 700.0, 80.0, 256, 100, 0, 2.1),)
+    return builders.facility_state(
+        asics,
+        pools,
         price_usd_per_mwh=price,
-        marginal_energy_usd_per_mwh=price,
-        power_cap_mw=cap_mw,
+        cap_mw=cap_mw,
         pue_mining=1.1,
         pue_ai=1.3,
         ambient_c=30.0,
-        asic_classes=(
-            _asic("antminer_s9", 13.5, 1323.0, 1000),
-            _asic("antminer_s19j_pro", 104.0, 3068.0, 2000),
-            _asic("antminer_s21", 200.0, 3500.0, 2000),
-        ),
-        gpu_pools=(GpuPoolState("h100_sxm", 700.0, 80.0, 256, 100, 0, 2.1),),
+        **changes,
     )
-    values.update(changes)
-    return FacilityState(**values)  # type: ignore[arg-type]
 
 
 def _snapshot(facility: FacilityState, hashprice: float = 0.05) -> Snapshot:
-    market = MarketState(90000.0, hashprice, 1.0e14, 700.0, 3.125, 0.05, 1.0)
-    return Snapshot(t_s=0.0, interval_s=300.0, market=market, facilities=(facility,))
+    return builders.snapshot((facility,), builders.market_state(hashprice))
 
 
 def _plan_mw(facility: FacilityState, plan_active: dict[str, int], gpu_budget: float) -> float:

@@ -26,10 +26,11 @@ from optimizer.profitability import (
     ProfitabilityError,
     score_from_margin,
 )
-from optimizer.types import AsicClassState, FacilityState, GpuPoolState, MarketState, Snapshot
+from optimizer.types import AsicClassState, FacilityState, GpuPoolState, Snapshot
+from tests.optimizer import builders
 from twin.scenario import FixedBlockContract, IndexContract
 
-BTC_USD = 90_000.0
+BTC_USD = builders.BTC_PRICE_USD
 HASHPRICE = 0.05
 """USD per TH/s per day: an S21 earns 200 x 0.05 / 24 = 0.41667 USD per hour."""
 S21_REVENUE_USD_PER_H = 200 * HASHPRICE / 24
@@ -45,19 +46,7 @@ def _asic(
     count: int = 10,
     active: int | None = None,
 ) -> AsicClassState:
-    active = count if active is None else active
-    return AsicClassState(
-        model_id=model_id,
-        efficiency_j_per_th=watts / ths,
-        hashrate_ths_each=ths,
-        power_w_each=watts,
-        sleep_power_w_each=25.0,
-        min_power_fraction=0.6,
-        count=count,
-        active=active,
-        sleeping=count - active,
-        failed=0,
-    )
+    return builders.asic_class(model_id, ths, watts, count, active=active)
 
 
 def _pool(count: int = 8, busy: int = 0, rental: float = 2.1) -> GpuPoolState:
@@ -70,22 +59,19 @@ def _facility(
     pools: tuple[GpuPoolState, ...] | None = None,
     cap_mw: float = 5.0,
 ) -> FacilityState:
-    return FacilityState(
-        facility_id=facility_id,
+    return builders.facility_state(
+        (_asic(),) if asics is None else asics,
+        (_pool(),) if pools is None else pools,
         price_usd_per_mwh=40.0,
-        marginal_energy_usd_per_mwh=40.0,
-        power_cap_mw=cap_mw,
+        cap_mw=cap_mw,
         pue_mining=1.1,
         pue_ai=1.3,
-        ambient_c=25.0,
-        asic_classes=(_asic(),) if asics is None else asics,
-        gpu_pools=(_pool(),) if pools is None else pools,
+        facility_id=facility_id,
     )
 
 
 def _snapshot(*facilities: FacilityState) -> Snapshot:
-    market = MarketState(BTC_USD, HASHPRICE, 1e14, 700.0, 3.125, 0.05, 1.0)
-    return Snapshot(0.0, 300.0, market, facilities or (_facility(),))
+    return builders.snapshot(facilities or (_facility(),), builders.market_state(HASHPRICE))
 
 
 def _optimizer(
