@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from optimizer.dispatch import (
     DispatchOptions,
@@ -23,6 +23,7 @@ from optimizer.dispatch import (
     DispatchSolver,
     inputs_from_snapshot,
 )
+from optimizer.power import asic_mw, gpu_full_mw
 from optimizer.types import Plan, Snapshot
 from twin.scenario import FixedBlockContract, IndexContract
 
@@ -76,7 +77,7 @@ class LookAhead:
         )
         if not due and self.last_result is not None:
             self._since_solve += 1
-            return self.last_result.plan
+            return _widen_gpu_budgets(snapshot, self.last_result.plan)
         if self._solver is None:
             self._solver = DispatchSolver(options=self.options, policy_name=self.name)
         inputs = inputs_from_snapshot(
@@ -92,7 +93,7 @@ class LookAhead:
         self.last_result = result
         self._since_solve = 0
         self._last_signature = signature
-        return result.plan
+        return _widen_gpu_budgets(snapshot, result.plan)
 
 
 def _signature(snapshot: Snapshot) -> tuple[object, ...]:
@@ -117,3 +118,32 @@ def _price_band(price_usd_per_mwh: float) -> int:
     if price_usd_per_mwh <= 1.0:
         return -1
     return math.floor(math.log2(price_usd_per_mwh))
+
+
+def _widen_gpu_budgets(snapshot: Snapshot, plan: Plan) -> Plan:
+    """Give each facility's GPUs all the power its mining plan leaves under the cap.
+
+    The MILP sizes GPU power for the demand it was told about (held at today's level), but
+    realtime inference arrives in bursts and must start at once: the scheduler's budget is
+    a ceiling, not a target, so widening it costs nothing when demand is as planned and
+    keeps the SLA when it is not. Spot rentals stay as planned (``gpu_spot``).
+    """
+    widened = []
+    for facility in snapshot.facilities:
+        facility_plan = plan.facility(facility.facility_id)
+        mining_mw = sum(
+            asic_mw(
+                c,
+                facility_plan.asic_active.get(c.model_id, 0),
+                facility_plan.asic_power_fraction.get(c.model_id, 1.0),
+                facility.pue_mining,
+            )
+            for c in facility.asic_classes
+        )
+        room_mw = min(
+            gpu_full_mw(facility.gpu_pools, facility.pue_ai),
+            facility.power_cap_mw - mining_mw,
+        )
+        budget = max(facility_plan.gpu_power_budget_mw, room_mw)
+        widened.append(replace(facility_plan, gpu_power_budget_mw=budget))
+    return replace(plan, facilities=tuple(widened))

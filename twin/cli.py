@@ -85,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--settlement-point", metavar="SP", help="move every facility to this settlement point"
     )
-    backtest.add_argument("--start", metavar="DATE", help="first day, YYYY-MM-DD (America/Chicago)")
+    backtest.add_argument(
+        "--start",
+        metavar="DATE",
+        help="first day, YYYY-MM-DD (America/Chicago); alone, it keeps the scenario's length",
+    )
     backtest.add_argument(
         "--end", metavar="DATE", help="day after the last, YYYY-MM-DD (exclusive)"
     )
