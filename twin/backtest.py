@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -50,6 +49,7 @@ from rich.table import Table
 from datasets.ercot import CPT_ZONE, PriceTable
 from datasets.sources import load_price_table
 from twin.kpis import dump_kpis
+from twin.progress import LiveProgress
 from twin.scenario import (
     ConstantValue,
     HistoricalSeries,
@@ -542,7 +542,7 @@ def _cents(value: float) -> float:
 # ---------------------------------------------------------------------- terminal display
 
 
-class BacktestProgress:
+class BacktestProgress(LiveProgress):
     """One rich progress row per policy (simulated days done), on stderr."""
 
     def __init__(self, scenario: Scenario, policies: Sequence[str], enabled: bool = True):
@@ -561,18 +561,6 @@ class BacktestProgress:
             name: self._progress.add_task(name, total=self._total_days, start=False, note="")
             for name in policies
         }
-
-    def __enter__(self) -> BacktestProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
 
     def policy_started(self, name: str) -> None:
         """Start the clock of ``name``'s row."""

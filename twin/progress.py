@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -20,7 +20,26 @@ from rich.table import Table
 from twin.scenario import Scenario
 
 
-class ProgressBar:
+class LiveProgress:
+    """A rich ``Progress`` display used as a context manager (started on entry, stopped on
+    exit, also on error); subclasses build ``self._progress`` and its rows."""
+
+    _progress: Progress
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+
+class ProgressBar(LiveProgress):
     """Shows simulated days done out of the scenario's duration, on stderr."""
 
     def __init__(self, scenario: Scenario, enabled: bool = True) -> None:
@@ -36,18 +55,6 @@ class ProgressBar:
             disable=not enabled,
         )
         self._task = self._progress.add_task("simulate", total=self._total_days)
-
-    def __enter__(self) -> ProgressBar:
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._progress.stop()
 
     def update(self, sim_days_done: float) -> None:
         """Move the bar to ``sim_days_done`` [days]."""
