@@ -42,22 +42,22 @@ from twin.recorder import (
     atomic_output,
 )
 from twin.report import (
-    _PAGE,
     FIGURE_HEIGHT_PX,
     MAX_POINTS_PER_TRACE,
+    PAGE_TEMPLATE,
     POINT_BUDGET,
     ReportError,
-    _duration_label,
-    _empty,
-    _f32,
-    _grid_table,
-    _number,
-    _percent,
-    _plotly_date,
-    _table,
-    _time_layout,
-    _usd,
+    as_float32,
     choose_bin_s,
+    duration_label,
+    empty_figure,
+    format_number,
+    format_percent,
+    format_usd,
+    grid_table,
+    html_table,
+    plotly_date,
+    time_layout,
 )
 from twin.scenario import WORKLOAD_TYPES
 
@@ -265,7 +265,7 @@ def render_backtest_report(files: BacktestFiles) -> str:
         ),
     ]
     title = html.escape(f"{summary['scenario']['name']} backtest")
-    return _PAGE.format(title=title, body="\n".join(body))
+    return PAGE_TEMPLATE.format(title=title, body="\n".join(body))
 
 
 def _section(anchor: str, heading: str, content: str) -> str:
@@ -284,7 +284,7 @@ def _header_html(summary: Mapping[str, Any]) -> str:
         ("Scenario", scenario["name"]),
         ("Scenario file", scenario.get("file")),
         ("Window", f"{window['start']} to {window['end']} ({window['time_zone']})"),
-        ("Simulated days", _number(window["duration_days"], 2)),
+        ("Simulated days", format_number(window["duration_days"], 2)),
         ("Prices", source),
         ("Facilities (settlement point)", facilities),
         ("Seed", scenario["seed"]),
@@ -292,7 +292,7 @@ def _header_html(summary: Mapping[str, Any]) -> str:
     ]
     rows += [(f"Skipped {name}", reason) for name, reason in summary["skipped_policies"].items()]
     name = html.escape(f"Backtest: {scenario['name']}")
-    return f"<header><h1>{name}</h1>{_table(rows)}</header>"
+    return f"<header><h1>{name}</h1>{html_table(rows)}</header>"
 
 
 def _kpi_tables_html(summary: Mapping[str, Any]) -> str:
@@ -300,20 +300,20 @@ def _kpi_tables_html(summary: Mapping[str, Any]) -> str:
     rows = [
         [
             name,
-            _usd(values["net_usd"]),
-            _usd(values["delta_vs_best_usd"]),
-            _percent(values["capture_vs_oracle"]),
-            _usd(values["regret_usd"]),
-            _usd(values["revenue_usd"]["total"]),
-            _usd(values["cost_usd"]["total"]),
-            _number(values["energy_mwh"], 1),
-            _number(values["curtailment"]["mwh"], 1),
-            _number(values["curtailment"]["hours"], 2),
-            _number(values["wall_s"], 1),
+            format_usd(values["net_usd"]),
+            format_usd(values["delta_vs_best_usd"]),
+            format_percent(values["capture_vs_oracle"]),
+            format_usd(values["regret_usd"]),
+            format_usd(values["revenue_usd"]["total"]),
+            format_usd(values["cost_usd"]["total"]),
+            format_number(values["energy_mwh"], 1),
+            format_number(values["curtailment"]["mwh"], 1),
+            format_number(values["curtailment"]["hours"], 2),
+            format_number(values["wall_s"], 1),
         ]
         for name, values in policies.items()
     ]
-    kpis = _grid_table(
+    kpis = grid_table(
         [
             "policy",
             "net USD",
@@ -330,7 +330,7 @@ def _kpi_tables_html(summary: Mapping[str, Any]) -> str:
         rows,
     )
     sla_rows = [
-        [name, *(_percent(values["sla_met_fraction"].get(t)) for t in WORKLOAD_TYPES)]
+        [name, *(format_percent(values["sla_met_fraction"].get(t)) for t in WORKLOAD_TYPES)]
         for name, values in policies.items()
     ]
     best = summary.get("best_policy")
@@ -343,7 +343,7 @@ def _kpi_tables_html(summary: Mapping[str, Any]) -> str:
         note
         + kpis
         + "<h3>SLA met by workload type</h3>"
-        + _grid_table(["policy", *WORKLOAD_TYPES], sla_rows)
+        + grid_table(["policy", *WORKLOAD_TYPES], sla_rows)
     )
 
 
@@ -367,13 +367,13 @@ class Bins:
         interval_s = files.interval_s
         bin_s = choose_bin_s(interval_s, max(n_intervals, 1) * interval_s, max_points)
         first_s = next((float(s.t_s[0]) for s in files.series.values() if len(s.t_s)), 0.0)
-        x0 = _plotly_date(files.start_utc + timedelta(seconds=first_s))
+        x0 = plotly_date(files.start_utc + timedelta(seconds=first_s))
         return cls(max(1, round(bin_s / interval_s)), bin_s, x0)
 
     @property
     def label(self) -> str:
         """Human text for the bin width, e.g. ``1 h``."""
-        return _duration_label(self.bin_s)
+        return duration_label(self.bin_s)
 
     @property
     def dx_ms(self) -> float:
@@ -386,14 +386,14 @@ class Bins:
         finite = np.isfinite(blocks)
         counts = finite.sum(axis=1)
         sums = np.where(finite, blocks, 0.0).sum(axis=1)
-        return _f32(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
+        return as_float32(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
 
     def last(self, values: np.ndarray) -> np.ndarray:
         """The value at the end of each bin (for running totals)."""
         if not values.size:
-            return _f32(values)
+            return as_float32(values)
         ends = np.minimum(np.arange(1, self._n_bins(values) + 1) * self.factor, values.size) - 1
-        return _f32(values[ends])
+        return as_float32(values[ends])
 
     def _n_bins(self, values: np.ndarray) -> int:
         return math.ceil(values.size / self.factor)
@@ -413,7 +413,7 @@ def net_by_stream_figure(summary: Mapping[str, Any]) -> go.Figure:
     policies: Mapping[str, Mapping[str, Any]] = summary["policies"]
     figure = go.Figure()
     if not policies:
-        return _empty(figure, "Net revenue by stream", "no policy was run")
+        return empty_figure(figure, "Net revenue by stream", "no policy was run")
     names = list(policies)
     for stream in REVENUE_STREAMS:
         values = [float(policies[n]["revenue_usd"].get(stream) or 0.0) for n in names]
@@ -464,42 +464,32 @@ def price_mining_figure(files: BacktestFiles, bins: Bins) -> go.Figure:
     axis); curtailed power per policy is available from the legend."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     if not files.series or not bins.factor:
-        return _empty(figure, "Price and mining power", "no intervals recorded")
+        return empty_figure(figure, "Price and mining power", "no intervals recorded")
     _add_price_traces(figure, files.prices, bins.mean, bins.x0, bins.dx_ms)
     for name, series in files.series.items():
         color = POLICY_COLORS.get(name)
-        figure.add_trace(
-            go.Scatter(
-                x0=bins.x0,
-                dx=bins.dx_ms,
-                y=bins.mean(series.mining_mw),
-                name=f"mining MW: {name}",
-                mode="lines",
-                line={"color": color, "width": 1.5},
-                legendgroup=name,
-            ),
-            row=1,
-            col=1,
-            secondary_y=False,
+        _add_power_line(
+            figure,
+            bins.x0,
+            bins.dx_ms,
+            bins.mean(series.mining_mw),
+            f"mining MW: {name}",
+            name,
+            {"color": color, "width": 1.5},
         )
-        figure.add_trace(
-            go.Scatter(
-                x0=bins.x0,
-                dx=bins.dx_ms,
-                y=bins.mean(series.curtailed_mw),
-                name=f"curtailed MW: {name}",
-                mode="lines",
-                line={"color": color, "width": 1, "dash": "dot"},
-                legendgroup=name,
-                visible="legendonly",
-            ),
-            row=1,
-            col=1,
-            secondary_y=False,
+        _add_power_line(
+            figure,
+            bins.x0,
+            bins.dx_ms,
+            bins.mean(series.curtailed_mw),
+            f"curtailed MW: {name}",
+            name,
+            {"color": color, "width": 1, "dash": "dot"},
+            visible="legendonly",
         )
     figure.update_yaxes(title_text="mining IT power MW", rangemode="tozero", secondary_y=False)
     figure.update_yaxes(title_text="price USD/MWh", showgrid=False, secondary_y=True)
-    figure = _time_layout(figure, f"Price and mining power per policy ({bins.label} means)", None)
+    figure = time_layout(figure, f"Price and mining power per policy ({bins.label} means)", None)
     figure.update_layout(legend={"y": -0.2})  # below the axis title
     return figure
 
@@ -508,11 +498,11 @@ def cumulative_net_figure(files: BacktestFiles, bins: Bins) -> go.Figure:
     """Running total of net revenue per policy [USD], sampled at the end of each bin."""
     figure = go.Figure()
     if not files.series:
-        return _empty(figure, "Cumulative net revenue", "no intervals recorded")
+        return empty_figure(figure, "Cumulative net revenue", "no intervals recorded")
     for name, series in files.series.items():
         figure.add_trace(
             go.Scatter(
-                x0=_plotly_date(
+                x0=plotly_date(
                     files.start_utc + timedelta(seconds=float(series.t_s[0]) + bins.bin_s)
                 )
                 if series.t_s.size
@@ -524,7 +514,7 @@ def cumulative_net_figure(files: BacktestFiles, bins: Bins) -> go.Figure:
                 line={"color": POLICY_COLORS.get(name)},
             )
         )
-    return _time_layout(figure, "Cumulative net revenue per policy (at bin ends)", "USD")
+    return time_layout(figure, "Cumulative net revenue per policy (at bin ends)", "USD")
 
 
 def largest_spread_day(files: BacktestFiles) -> tuple[int, np.ndarray]:
@@ -552,39 +542,34 @@ def drilldown_figure(files: BacktestFiles) -> go.Figure:
         specs=[[{"secondary_y": True}], [{}]],
     )
     if not files.series or not next(iter(files.series.values())).t_s.size:
-        return _empty(figure, "Day with the largest spread", "no intervals recorded")
+        return empty_figure(figure, "Day with the largest spread", "no intervals recorded")
     day, daily = largest_spread_day(files)
     t_s = next(iter(files.series.values())).t_s
     rows = (t_s >= day * DAY_S) & (t_s < (day + 1) * DAY_S)
     first_s = float(t_s[rows][0])
-    x0 = _plotly_date(files.start_utc + timedelta(seconds=first_s))
+    x0 = plotly_date(files.start_utc + timedelta(seconds=first_s))
     dx_ms = files.interval_s * 1000.0
 
     def full(values: np.ndarray) -> np.ndarray:
-        return _f32(values[rows])
+        return as_float32(values[rows])
 
     _add_price_traces(figure, files.prices, full, x0, dx_ms)
     for name, series in files.series.items():
         color = POLICY_COLORS.get(name)
-        figure.add_trace(
-            go.Scatter(
-                x0=x0,
-                dx=dx_ms,
-                y=full(series.mining_mw),
-                name=f"mining MW: {name}",
-                mode="lines",
-                line={"color": color, "shape": "hv"},
-                legendgroup=name,
-            ),
-            row=1,
-            col=1,
-            secondary_y=False,
+        _add_power_line(
+            figure,
+            x0,
+            dx_ms,
+            full(series.mining_mw),
+            f"mining MW: {name}",
+            name,
+            {"color": color, "shape": "hv"},
         )
         figure.add_trace(
             go.Scatter(
-                x0=_plotly_date(files.start_utc + timedelta(seconds=first_s + files.interval_s)),
+                x0=plotly_date(files.start_utc + timedelta(seconds=first_s + files.interval_s)),
                 dx=dx_ms,
-                y=_f32(np.cumsum(series.net_usd[rows])),
+                y=as_float32(np.cumsum(series.net_usd[rows])),
                 name=f"net so far: {name}",
                 mode="lines",
                 line={"color": color},
@@ -598,12 +583,12 @@ def drilldown_figure(files: BacktestFiles) -> go.Figure:
     day_start = files.start_utc + timedelta(seconds=day * DAY_S)
     title = (
         f"Day {day + 1} ({day_start:%Y-%m-%d %H:%M} UTC): daily net spread "
-        f"{spread:,.0f} USD between policies ({_duration_label(files.interval_s)} intervals)"
+        f"{spread:,.0f} USD between policies ({duration_label(files.interval_s)} intervals)"
     )
     figure.update_yaxes(title_text="mining MW", rangemode="tozero", row=1, col=1)
     figure.update_yaxes(title_text="USD/MWh", showgrid=False, row=1, col=1, secondary_y=True)
     figure.update_yaxes(title_text="net so far USD", row=2, col=1)
-    figure = _time_layout(figure, title, None)
+    figure = time_layout(figure, title, None)
     figure.update_xaxes(title_text=None, row=1, col=1)
     figure.update_layout(legend={"y": -0.2})  # below the axis title
     return figure
@@ -635,3 +620,24 @@ def _add_price_traces(
             col=1,
             secondary_y=True,
         )
+
+
+def _add_power_line(
+    figure: go.Figure,
+    x0: str,
+    dx_ms: float,
+    y: np.ndarray,
+    label: str,
+    policy: str,
+    line: dict[str, Any],
+    **extra: Any,
+) -> None:
+    """One policy's power series [MW] on the primary axis of the top subplot."""
+    figure.add_trace(
+        go.Scatter(
+            x0=x0, dx=dx_ms, y=y, name=label, mode="lines", line=line, legendgroup=policy, **extra
+        ),
+        row=1,
+        col=1,
+        secondary_y=False,
+    )

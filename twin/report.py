@@ -180,7 +180,7 @@ def render_report(run: RunFiles) -> str:
         ),
     ]
     title = html.escape(str(run.metadata.get("name", "run")))
-    return _PAGE.format(title=title, body="\n".join(body))
+    return PAGE_TEMPLATE.format(title=title, body="\n".join(body))
 
 
 # ---------------------------------------------------------------------- reading
@@ -272,12 +272,12 @@ class TimeGrid:
     @property
     def bin_label(self) -> str:
         """Human text for the bin width, e.g. ``1 h``."""
-        return _duration_label(self.bin_s)
+        return duration_label(self.bin_s)
 
     @property
     def x0(self) -> str:
         """Start of the first bin as a plotly date string (UTC)."""
-        return _plotly_date(self.start_utc + timedelta(seconds=self.first_bin_s))
+        return plotly_date(self.start_utc + timedelta(seconds=self.first_bin_s))
 
     @property
     def dx_ms(self) -> float:
@@ -347,7 +347,7 @@ def power_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     fleet or one facility."""
     figure = go.Figure()
     if not grid.n_bins:
-        return _empty(figure, "Power by use", "no intervals recorded")
+        return empty_figure(figure, "Power by use", "no intervals recorded")
     uses = {column: grid.mean(_column(timeseries, column)) for column in POWER_USE_COLUMNS}
     cap = grid.mean(_column(timeseries, "power_cap_mw"))
     views = [("All facilities", slice(None))] + [
@@ -392,14 +392,14 @@ def power_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     figure.update_layout(
         updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left", "y": 1.15}],
     )
-    return _time_layout(figure, f"Power by use ({grid.bin_label} means)", "MW")
+    return time_layout(figure, f"Power by use ({grid.bin_label} means)", "MW")
 
 
 def price_curtailment_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     """(b1) Settlement point price per facility and fleet curtailed mining power."""
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     if not grid.n_bins:
-        return _empty(figure, "Price and curtailment", "no intervals recorded")
+        return empty_figure(figure, "Price and curtailment", "no intervals recorded")
     price = grid.mean(_column(timeseries, "price_usd_per_mwh"))
     curtailed = _fleet_sum(grid.mean(_column(timeseries, "curtailed_mw")))
     for i, facility_id in enumerate(grid.facility_ids):
@@ -407,7 +407,7 @@ def price_curtailment_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Fig
             go.Scatter(
                 x0=grid.x0,
                 dx=grid.dx_ms,
-                y=_f32(price[:, i]),
+                y=as_float32(price[:, i]),
                 name=f"Price {facility_id}",
                 mode="lines",
             ),
@@ -427,22 +427,22 @@ def price_curtailment_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Fig
     )
     figure.update_yaxes(title_text="USD/MWh", secondary_y=False)
     figure.update_yaxes(title_text="curtailed MW", secondary_y=True, rangemode="tozero")
-    return _time_layout(figure, f"Price and curtailment ({grid.bin_label} means)", None)
+    return time_layout(figure, f"Price and curtailment ({grid.bin_label} means)", None)
 
 
 def price_vs_mining_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     """(b2) Scatter of price against mining power, one point per bin and facility."""
     figure = go.Figure()
     if not grid.n_bins:
-        return _empty(figure, "Price vs mining power", "no intervals recorded")
+        return empty_figure(figure, "Price vs mining power", "no intervals recorded")
     price = grid.mean(_column(timeseries, "price_usd_per_mwh"))
     mining = grid.mean(_column(timeseries, "power_mining_mw"))
     for i, facility_id in enumerate(grid.facility_ids):
         keep = np.isfinite(price[:, i]) & np.isfinite(mining[:, i])
         figure.add_trace(
             go.Scatter(
-                x=_f32(price[keep, i]),
-                y=_f32(mining[keep, i]),
+                x=as_float32(price[keep, i]),
+                y=as_float32(mining[keep, i]),
                 name=facility_id,
                 mode="markers",
                 marker={"size": 4, "opacity": 0.5},
@@ -462,7 +462,7 @@ def revenue_cost_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     up to 3 days; per week past 2,000 days), with the net as a line."""
     figure = go.Figure()
     if not grid.n_bins:
-        return _empty(figure, "Revenue and cost", "no intervals recorded")
+        return empty_figure(figure, "Revenue and cost", "no intervals recorded")
     span_s = grid.n_bins * grid.bin_s
     period_s = 3600.0 if span_s <= 3 * 86400 else 86400.0
     if span_s / period_s > 2000:
@@ -472,7 +472,7 @@ def revenue_cost_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     first = int(period.min())
     period -= first
     n_periods = int(period.max()) + 1
-    x0 = _plotly_date(grid.start_utc + timedelta(seconds=first * period_s))
+    x0 = plotly_date(grid.start_utc + timedelta(seconds=first * period_s))
 
     def per_period(column: str) -> np.ndarray:
         values = _column(timeseries, column)
@@ -484,32 +484,34 @@ def revenue_cost_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
         values = per_period(REVENUE_COLUMNS[stream])
         net += values
         figure.add_trace(
-            go.Bar(x0=x0, dx=period_s * 1000, y=_f32(values), name=f"revenue: {stream}")
+            go.Bar(x0=x0, dx=period_s * 1000, y=as_float32(values), name=f"revenue: {stream}")
         )
     for stream in COST_STREAMS:
         values = per_period(COST_COLUMNS[stream])
         net -= values
-        figure.add_trace(go.Bar(x0=x0, dx=period_s * 1000, y=_f32(-values), name=f"cost: {stream}"))
+        figure.add_trace(
+            go.Bar(x0=x0, dx=period_s * 1000, y=as_float32(-values), name=f"cost: {stream}")
+        )
     figure.add_trace(
         go.Scatter(
             x0=x0,
             dx=period_s * 1000,
-            y=_f32(net),
+            y=as_float32(net),
             name="net",
             mode="lines+markers",
             line={"color": "black"},
         )
     )
     figure.update_layout(barmode="relative")
-    label = _duration_label(period_s)
-    return _time_layout(figure, f"Revenue (up) and cost (down) per {label}", "USD")
+    label = duration_label(period_s)
+    return time_layout(figure, f"Revenue (up) and cost (down) per {label}", "USD")
 
 
 def queue_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     """(d1) Global queue length and running jobs (fleet total) over time."""
     figure = go.Figure()
     if not grid.n_bins:
-        return _empty(figure, "Jobs queued and running", "no intervals recorded")
+        return empty_figure(figure, "Jobs queued and running", "no intervals recorded")
     queued = grid.mean(_column(timeseries, "queued_jobs"))
     # the global queue length is repeated on every facility row: take it once per bin
     finite = np.isfinite(queued)
@@ -517,10 +519,10 @@ def queue_figure(timeseries: pl.DataFrame, grid: TimeGrid) -> go.Figure:
     queued_global = np.where(finite.any(axis=1), largest, np.nan)
     running = _fleet_sum(grid.mean(_column(timeseries, "running_jobs")))
     figure.add_trace(
-        go.Scatter(x0=grid.x0, dx=grid.dx_ms, y=_f32(queued_global), name="queued (global)")
+        go.Scatter(x0=grid.x0, dx=grid.dx_ms, y=as_float32(queued_global), name="queued (global)")
     )
     figure.add_trace(go.Scatter(x0=grid.x0, dx=grid.dx_ms, y=running, name="running (fleet)"))
-    return _time_layout(figure, f"Jobs queued and running ({grid.bin_label} means)", "jobs")
+    return time_layout(figure, f"Jobs queued and running ({grid.bin_label} means)", "jobs")
 
 
 def wait_distribution_figure(jobs: pl.DataFrame) -> go.Figure:
@@ -530,7 +532,7 @@ def wait_distribution_figure(jobs: pl.DataFrame) -> go.Figure:
         pl.col("start_s").is_not_nan() & pl.col("wait_s").is_finite()
     )
     if not started.height:
-        return _empty(figure, "Wait time distribution", "no job has started")
+        return empty_figure(figure, "Wait time distribution", "no job has started")
     edges = np.asarray(WAIT_EDGES_S)
     labels = [
         f"{_seconds_label(edges[i])}-{_seconds_label(edges[i + 1])}" for i in range(len(edges) - 1)
@@ -541,7 +543,9 @@ def wait_distribution_figure(jobs: pl.DataFrame) -> go.Figure:
             continue
         bins = np.clip(np.searchsorted(edges, waits, side="right") - 1, 0, len(edges) - 1)
         share = np.bincount(bins, minlength=len(edges)) / waits.size
-        figure.add_trace(go.Bar(x=labels, y=_f32(share), name=f"{workload_type} (n={waits.size})"))
+        figure.add_trace(
+            go.Bar(x=labels, y=as_float32(share), name=f"{workload_type} (n={waits.size})")
+        )
     figure.update_layout(
         title="Wait time distribution (share of started jobs per type)",
         xaxis_title="wait [s]",
@@ -573,7 +577,7 @@ def sla_figure(kpis: Mapping[str, Any]) -> go.Figure:
     return figure
 
 
-def _time_layout(figure: go.Figure, title: str, y_title: str | None) -> go.Figure:
+def time_layout(figure: go.Figure, title: str, y_title: str | None) -> go.Figure:
     figure.update_layout(
         title=title,
         template="plotly_white",
@@ -586,7 +590,7 @@ def _time_layout(figure: go.Figure, title: str, y_title: str | None) -> go.Figur
     return figure
 
 
-def _empty(figure: go.Figure, title: str, message: str) -> go.Figure:
+def empty_figure(figure: go.Figure, title: str, message: str) -> go.Figure:
     figure.update_layout(
         title=title,
         template="plotly_white",
@@ -611,19 +615,19 @@ def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
 def _fleet_sum(per_facility: np.ndarray) -> np.ndarray:
     """Sum over facilities per bin as float32; NaN where no facility has data."""
     total = np.nansum(per_facility, axis=1)
-    return _f32(np.where(np.isfinite(per_facility).any(axis=1), total, np.nan))
+    return as_float32(np.where(np.isfinite(per_facility).any(axis=1), total, np.nan))
 
 
-def _f32(values: np.ndarray) -> np.ndarray:
+def as_float32(values: np.ndarray) -> np.ndarray:
     """float32 copy: halves the embedded size; plenty for MW, USD/MWh and job counts."""
     return np.ascontiguousarray(values, dtype=np.float32)
 
 
-def _plotly_date(moment: datetime) -> str:
+def plotly_date(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration_label(seconds: float) -> str:
+def duration_label(seconds: float) -> str:
     for unit_s, unit in ((7 * 86400, "week"), (86400, "day"), (3600, "h"), (60, "min")):
         if seconds >= unit_s and seconds % unit_s == 0:
             count = int(seconds // unit_s)
@@ -651,15 +655,15 @@ def _header_html(metadata: Mapping[str, Any], kpis: Mapping[str, Any]) -> str:
         ("Scenario", metadata.get("name", scenario.get("name"))),
         ("Description", scenario.get("description")),
         ("Period (UTC)", f"{start_text} to {end_text}"),
-        ("Simulated days", _number(kpis.get("sim_days"), 2)),
+        ("Simulated days", format_number(kpis.get("sim_days"), 2)),
         ("Facilities", facility_ids),
         ("Seed", metadata.get("seed")),
         ("Git revision", revision),
         ("Started at", metadata.get("started_at")),
-        ("Runtime", f"{_number(metadata.get('runtime_s'), 1)} s"),
+        ("Runtime", f"{format_number(metadata.get('runtime_s'), 1)} s"),
     ]
     name = html.escape(str(metadata.get("name", "run")))
-    return f"<header><h1>{name}</h1>{_table(rows)}</header>"
+    return f"<header><h1>{name}</h1>{html_table(rows)}</header>"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -686,18 +690,18 @@ def _summary_html(kpis: Mapping[str, Any]) -> str:
     cost = kpis.get("cost_usd") or {}
     utilization = kpis.get("utilization") or {}
     curtailment = kpis.get("curtailment") or {}
-    money_rows: list[tuple[str, Any]] = [("Net", _usd(kpis.get("net_usd")))]
-    money_rows += [("Revenue total", _usd(revenue.get("total")))]
-    money_rows += [(f"Revenue: {s}", _usd(revenue.get(s))) for s in REVENUE_STREAMS]
-    money_rows += [("Cost total", _usd(cost.get("total")))]
-    money_rows += [(f"Cost: {s}", _usd(cost.get(s))) for s in COST_STREAMS]
+    money_rows: list[tuple[str, Any]] = [("Net", format_usd(kpis.get("net_usd")))]
+    money_rows += [("Revenue total", format_usd(revenue.get("total")))]
+    money_rows += [(f"Revenue: {s}", format_usd(revenue.get(s))) for s in REVENUE_STREAMS]
+    money_rows += [("Cost total", format_usd(cost.get("total")))]
+    money_rows += [(f"Cost: {s}", format_usd(cost.get(s))) for s in COST_STREAMS]
     operations_rows: list[tuple[str, Any]] = [
-        ("Energy", f"{_number(kpis.get('energy_mwh'), 1)} MWh"),
-        ("Curtailed energy", f"{_number(curtailment.get('mwh'), 1)} MWh"),
-        ("Curtailed time", f"{_number(curtailment.get('hours'), 2)} h"),
-        ("GPU utilization", _percent(utilization.get("gpu"))),
-        ("ASIC utilization", _percent(utilization.get("asic"))),
-        ("Power vs cap", _percent(utilization.get("power"))),
+        ("Energy", f"{format_number(kpis.get('energy_mwh'), 1)} MWh"),
+        ("Curtailed energy", f"{format_number(curtailment.get('mwh'), 1)} MWh"),
+        ("Curtailed time", f"{format_number(curtailment.get('hours'), 2)} h"),
+        ("GPU utilization", format_percent(utilization.get("gpu"))),
+        ("ASIC utilization", format_percent(utilization.get("asic"))),
+        ("Power vs cap", format_percent(utilization.get("power"))),
     ]
     workloads = kpis.get("workloads") or {}
     workload_rows = [(key.replace("_", " "), value) for key, value in workloads.items()]
@@ -705,9 +709,9 @@ def _summary_html(kpis: Mapping[str, Any]) -> str:
     sla_rows = [
         [
             workload_type,
-            _percent((sla.get(workload_type) or {}).get("met_fraction")),
-            _number((sla.get(workload_type) or {}).get("wait_p50_s"), 3),
-            _number((sla.get(workload_type) or {}).get("wait_p99_s"), 3),
+            format_percent((sla.get(workload_type) or {}).get("met_fraction")),
+            format_number((sla.get(workload_type) or {}).get("wait_p50_s"), 3),
+            format_number((sla.get(workload_type) or {}).get("wait_p99_s"), 3),
             (sla.get(workload_type) or {}).get("count"),
         ]
         for workload_type in WORKLOAD_TYPES
@@ -715,25 +719,25 @@ def _summary_html(kpis: Mapping[str, Any]) -> str:
     facility_rows = [
         [
             facility_id,
-            _usd(values.get("net_usd")),
-            _usd(values.get("revenue_usd")),
-            _usd(values.get("cost_usd")),
-            _number(values.get("energy_mwh"), 1),
-            _number(values.get("mean_price_usd_per_mwh"), 2),
+            format_usd(values.get("net_usd")),
+            format_usd(values.get("revenue_usd")),
+            format_usd(values.get("cost_usd")),
+            format_number(values.get("energy_mwh"), 1),
+            format_number(values.get("mean_price_usd_per_mwh"), 2),
         ]
         for facility_id, values in (kpis.get("per_facility") or {}).items()
         if isinstance(values, Mapping)
     ]
     return (
         '<div class="cards">'
-        f"<div><h3>Money (USD)</h3>{_table(money_rows)}</div>"
-        f"<div><h3>Operations</h3>{_table(operations_rows)}</div>"
-        f"<div><h3>Workloads</h3>{_table(workload_rows)}</div>"
+        f"<div><h3>Money (USD)</h3>{html_table(money_rows)}</div>"
+        f"<div><h3>Operations</h3>{html_table(operations_rows)}</div>"
+        f"<div><h3>Workloads</h3>{html_table(workload_rows)}</div>"
         "</div>"
         "<h3>SLA by workload type</h3>"
-        + _grid_table(["type", "SLA met", "wait p50 [s]", "wait p99 [s]", "jobs"], sla_rows)
+        + grid_table(["type", "SLA met", "wait p50 [s]", "wait p99 [s]", "jobs"], sla_rows)
         + "<h3>Per facility</h3>"
-        + _grid_table(
+        + grid_table(
             ["facility", "net USD", "revenue USD", "cost USD", "energy MWh", "mean price USD/MWh"],
             facility_rows,
         )
@@ -744,7 +748,7 @@ def _section(anchor: str, content: str) -> str:
     return f'<section id="{anchor}"><h2>{html.escape(SECTIONS[anchor])}</h2>{content}</section>'
 
 
-def _table(rows: Sequence[tuple[str, Any]]) -> str:
+def html_table(rows: Sequence[tuple[str, Any]]) -> str:
     cells = "".join(
         f"<tr><th>{html.escape(str(label))}</th><td>{_cell(value)}</td></tr>"
         for label, value in rows
@@ -752,7 +756,7 @@ def _table(rows: Sequence[tuple[str, Any]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def _grid_table(headings: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def grid_table(headings: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f'<table class="grid"><tr>{head}</tr>{body}</table>'
@@ -762,23 +766,23 @@ def _cell(value: Any) -> str:
     return "&mdash;" if value is None or value == "" else html.escape(str(value))
 
 
-def _number(value: Any, digits: int) -> str | None:
+def format_number(value: Any, digits: int) -> str | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     return f"{value:,.{digits}f}"
 
 
-def _usd(value: Any) -> str | None:
-    return _number(value, 2)
+def format_usd(value: Any) -> str | None:
+    return format_number(value, 2)
 
 
-def _percent(value: Any) -> str | None:
+def format_percent(value: Any) -> str | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     return f"{value:.2%}"
 
 
-_PAGE = """<!DOCTYPE html>
+PAGE_TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
