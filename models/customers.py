@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from faker import Faker
 
-REGIONS: tuple[str, ...] = ("us-central", "us-east", "us-west")
-"""Home regions a customer may sit in (used later to route by latency)."""
+from twin.scenario_scheduling import REGIONS
+
+__all__ = ["REGIONS", "Customer", "customer_weights", "make_customers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,16 +26,29 @@ class Customer:
         region: home region, one of :data:`REGIONS`.
         weight: share of all submitted jobs that come from this customer [0-1]; the
             weights of one call sum to 1.
+        data_residency: the customer's data must stay in its home region (its jobs run only
+            at sites there).
     """
 
     customer_id: int
     name: str
     region: str
     weight: float
+    data_residency: bool = False
 
 
-def make_customers(count: int, rng: np.random.Generator) -> list[Customer]:
+_GOLDEN_FRACTION = 0.6180339887498949
+"""Spreads residency over customer ids evenly (a low-discrepancy sequence, no random draw)."""
+
+
+def make_customers(
+    count: int, rng: np.random.Generator, residency_fraction: float = 0.0
+) -> list[Customer]:
     """``count`` customers with lognormal demand weights (a few large tenants, many small).
+
+    About ``residency_fraction`` of them require data residency: customer ``i`` does when
+    ``(i * 0.618...) mod 1 < residency_fraction`` (no random draw, so changing the fraction
+    leaves names, regions and weights unchanged).
 
     Raises:
         ValueError: ``count`` < 1.
@@ -47,8 +61,19 @@ def make_customers(count: int, rng: np.random.Generator) -> list[Customer]:
     weights = raw_weights / raw_weights.sum()
     regions = rng.integers(0, len(REGIONS), size=count)
     names = _unique_names(fake, count)
+    if not 0.0 <= residency_fraction <= 1.0:
+        raise ValueError(
+            f"customers: residency_fraction must be in [0, 1], got {residency_fraction}"
+        )
     return [
-        Customer(i, names[i], REGIONS[int(regions[i])], float(weights[i])) for i in range(count)
+        Customer(
+            i,
+            names[i],
+            REGIONS[int(regions[i])],
+            float(weights[i]),
+            data_residency=(i * _GOLDEN_FRACTION) % 1.0 < residency_fraction,
+        )
+        for i in range(count)
     ]
 
 

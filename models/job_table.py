@@ -32,13 +32,22 @@ QUEUED, RUNNING, COMPLETED, REJECTED = range(4)
 """Job status codes. A preempted job goes back to QUEUED (``preemptions`` counts it)."""
 STATUS_NAMES: tuple[str, ...] = ("queued", "running", "completed", "rejected")
 
-NOT_REJECTED, GPU_TYPE_ABSENT, GANG_TOO_LARGE, HASHRATE_TOO_LARGE = range(4)
+(
+    NOT_REJECTED,
+    GPU_TYPE_ABSENT,
+    GANG_TOO_LARGE,
+    HASHRATE_TOO_LARGE,
+    RESIDENCY_UNMET,
+    LATENCY_UNMET,
+) = range(6)
 """Codes of the ``reject_reason`` column; :data:`REJECT_REASONS` gives their text."""
 REJECT_REASONS: tuple[str, ...] = (
     "",
     "no GPU pool of the requested type",
     "gang asks for more GPUs than any matching pool holds",
     "asks for more TH/s than any facility's ASICs provide",
+    "data residency: no site of the requested type in the customer's region",
+    "no site of the requested type within the realtime network latency budget",
 )
 
 ANY_GPU_TYPE = -1

@@ -28,6 +28,7 @@ class IntervalResult:
         completed: jobs finished [-].
         preempted: jobs stopped and requeued [-].
         lost_work_gpu_s: work thrown away by preemptions per pool [GPU-s].
+        transfer_gb: job data moved to each pool from outside its site's region [GB].
         limit: the limit in force, clipped to capacity, per pool [GPUs or TH/s].
         overshoot_start: busy minus limit after preempting at the interval start, per pool:
             non-interruptible work above a reduced limit [GPUs or TH/s].
@@ -48,6 +49,7 @@ class IntervalResult:
     completed: np.ndarray
     preempted: np.ndarray
     lost_work_gpu_s: np.ndarray
+    transfer_gb: np.ndarray
     limit: np.ndarray
     overshoot_start: np.ndarray
     placed_peak_busy: np.ndarray

@@ -1,13 +1,12 @@
 """Waiting jobs, grouped into classes of interchangeable requests.
 
-Jobs of one class (same workload type, GPU type and size) can run on the same pools and
+Jobs of one class (same workload type, GPU type, size and route group) can run on the same
+pools and
 need the same room, so if the head of a class does not fit anywhere, no member does. The
 scheduler therefore only looks at class heads: placing work after a completion costs
-O(classes), not O(waiting jobs). Within a class jobs wait in submission order (a heap on
-``(submit_s, row)``, so a preempted job regains its place).
-
-A later fair-share scheduler can replace a class's single heap with one heap per customer
-behind the same ``head``/``pop``/``push`` methods.
+O(classes), not O(waiting jobs). Within a class jobs wait in order of their fair-share start
+tag (a heap on ``(tag, row)``, see optimizer.fair_share; a preempted job keeps its tag and
+so regains its place).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ClassKey = tuple[int, int, float]
-"""(workload type code, GPU type index or -1, units asked for [GPUs or TH/s])."""
+ClassKey = tuple[int, int, float, int]
+"""(workload type code, GPU type index or -1, units asked for [GPUs or TH/s], route group)."""
 
 
 @dataclass(slots=True)
@@ -32,8 +31,9 @@ class QueueClass:
         units: room each job needs [GPUs or TH/s].
         priority: the type's priority number (1 first).
         pools: indices of the pools these jobs may run on.
+        group: the customers' route group (optimizer.routing).
         pool_set: ``pools`` as a set for membership tests.
-        heap: ``(submit_s, row)`` of the waiting jobs.
+        heap: ``(tag, row)`` of the waiting jobs.
     """
 
     type_code: int
@@ -41,11 +41,12 @@ class QueueClass:
     units: float
     priority: int
     pools: tuple[int, ...]
+    group: int = 0
     pool_set: frozenset[int] = field(default_factory=frozenset)
     heap: list[tuple[float, int]] = field(default_factory=list)
 
     def head(self) -> tuple[float, int]:
-        """``(submit_s, row)`` of the first job in line."""
+        """``(tag, row)`` of the first job in line."""
         return self.heap[0]
 
 
@@ -71,31 +72,33 @@ class WaitingQueues:
     def push(
         self,
         row: int,
-        submit_s: float,
+        tag: float,
         type_code: int,
         gpu_type: int,
         units: float,
         priority: int,
         pools: tuple[int, ...],
+        group: int = 0,
     ) -> None:
-        """Put a job in line (its class is created on first use)."""
-        key = (type_code, gpu_type, units)
+        """Put a job in line with its fair-share ``tag`` (its class is created on first
+        use; ``pools``, in any order, is kept from that first use)."""
+        key = (type_code, gpu_type, units, group)
         queue = self._classes.get(key)
         if queue is None:
-            queue = QueueClass(type_code, gpu_type, units, priority, pools, frozenset(pools))
+            queue = QueueClass(type_code, gpu_type, units, priority, pools, group, frozenset(pools))
             self._classes[key] = queue
             for pool in pools:
                 self._by_pool.setdefault(pool, []).append(queue)
         if not queue.heap:
             self._forget_min_units(queue)
-        heapq.heappush(queue.heap, (submit_s, row))
+        heapq.heappush(queue.heap, (tag, row))
         self.total += 1
         self.jobs_by_type[type_code] += 1
         self.units_by_type[type_code] += units
 
     def pop(self, queue: QueueClass) -> int:
         """Remove and return the row of the head of ``queue``."""
-        _submit_s, row = heapq.heappop(queue.heap)
+        _tag, row = heapq.heappop(queue.heap)
         if not queue.heap:
             self._forget_min_units(queue)
         self.total -= 1
@@ -132,7 +135,7 @@ class WaitingQueues:
     def remap(self, new_row: np.ndarray) -> None:
         """Renumber rows after the job table dropped rows (``new_row[old]``, order-keeping)."""
         for queue in self._classes.values():
-            queue.heap[:] = [(submit_s, int(new_row[row])) for submit_s, row in queue.heap]
+            queue.heap[:] = [(tag, int(new_row[row])) for tag, row in queue.heap]
 
     def rows(self) -> list[int]:
         """Rows of all waiting jobs (for audits)."""

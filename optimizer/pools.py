@@ -38,6 +38,7 @@ class Pool:
         installed: nameplate capacity [GPUs or TH/s].
         node_size: GPUs per node (1 for ASIC pools) [-].
         capacity: healthy capacity now [GPUs or TH/s]; starts at ``installed``.
+        region: network region of the facility (routing).
     """
 
     facility: int
@@ -47,6 +48,7 @@ class Pool:
     installed: float
     node_size: int = 1
     capacity: float = field(default=-1.0)
+    region: str = "us-central"
 
     def __post_init__(self) -> None:
         if self.installed < 0:
@@ -107,9 +109,19 @@ def pools_from_scenario(scenario: Scenario, gpu_type_ids: Sequence[str]) -> list
                     list(gpu_type_ids).index(type_id),
                     float(count),
                     node_size,
+                    region=facility.region,
                 )
             )
         hashrate_ths = sum(g.count * g.spec().hashrate_ths for g in facility.asics)
         if hashrate_ths > 0:
-            pools.append(Pool(f_index, facility.id, PoolKind.ASIC, -1, float(hashrate_ths)))
+            pools.append(
+                Pool(
+                    f_index,
+                    facility.id,
+                    PoolKind.ASIC,
+                    -1,
+                    float(hashrate_ths),
+                    region=facility.region,
+                )
+            )
     return pools

@@ -89,12 +89,18 @@ class RunningSet:
         return math.fmod(t_s - start_s, group[2]) if self.loses_work else 0.0
 
     def best_victim(
-        self, t_s: float, below_priority: int, min_units: float
+        self,
+        t_s: float,
+        below_priority: int,
+        min_units: float,
+        started_before_s: float = math.inf,
     ) -> tuple[VictimKey, int, float] | None:
-        """The cheapest job to stop that frees at least ``min_units`` and whose priority
-        number is above ``below_priority``: ``(key, row, units)``, or None."""
+        """The cheapest job to stop that frees at least ``min_units``, whose priority
+        number is above ``below_priority`` and whose run started at or before
+        ``started_before_s`` [s] (younger runs are spared): ``(key, row, units)``, or None."""
         best: tuple[VictimKey, int, float] | None = None
         targets: dict[float, float] = {}
+        entries = self._entries
         for (priority, units, interval_s), members in self._groups.items():
             if not members or priority <= below_priority or units < min_units:
                 continue
@@ -104,7 +110,13 @@ class RunningSet:
             if target is None:
                 target = targets[interval_s] = _phase(t_s, interval_s)
             index = bisect_right(members, (target, math.inf)) - 1
-            phase, row = members[index]
+            for _ in range(len(members)):  # cheapest first, circularly; skip young runs
+                phase, row = members[index]
+                if entries[row][2] <= started_before_s:
+                    break
+                index = index - 1 if index > -len(members) else -1
+            else:
+                continue
             if not self.loses_work:
                 lost = 0.0
             elif index >= 0:
@@ -116,8 +128,18 @@ class RunningSet:
                 best = (key, row, units)
         return best
 
-    def ranked_victims(self, t_s: float, below_priority: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every eligible job, cheapest first: ``(rows, units)`` (see :meth:`best_victim`)."""
+    def ranked_victims(
+        self,
+        t_s: float,
+        below_priority: int,
+        started_before_s: float = math.inf,
+        spare_young: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every eligible job, cheapest first: ``(rows, units)`` (see :meth:`best_victim`).
+
+        Runs started after ``started_before_s`` are left out (``spare_young``) or ranked
+        after all others (``spare_young=False``: a power limit must be met).
+        """
         count = len(self._entries)
         rows = np.fromiter(self._entries, dtype=np.int64, count=count)
         priority = np.empty(count, dtype=np.int64)
@@ -130,8 +152,12 @@ class RunningSet:
         lost = np.fmod(t_s - start_s, interval_s) * units
         if not self.loses_work:
             lost[:] = 0.0
-        order = np.lexsort((-rows, lost, -priority))
-        order = order[priority[order] > below_priority]
+        young = start_s > started_before_s
+        order = np.lexsort((-rows, lost, -priority, young))
+        keep = priority[order] > below_priority
+        if spare_young:
+            keep &= ~young[order]
+        order = order[keep]
         return rows[order], units[order]
 
 

@@ -5,21 +5,35 @@ dispatch interval with the limits its plan allows; inside the interval the sched
 the events in time order (completions from a heap, arrivals from the job table, which is
 sorted by submission time) and places work the moment room appears.
 
-Rules (first version):
+Rules (the scenario's ``scheduling`` block sets the numbers):
 
-* **Admission.** A job that could never run is rejected on arrival: its GPU type is in no
-  pool, its gang needs more GPUs than any matching pool has installed (a gang runs in one
-  pool), or it asks for more TH/s than any facility's ASICs provide.
-* **Placement.** Waiting jobs go by priority, then submission time; a job that does not fit
-  lets later, smaller jobs past it (backfill, no reservation). A job goes to the matching pool
-  with the most free room (ties: lowest pool index). A job that fits on arrival starts at
-  its submission instant, so realtime inference waits 0 s whenever there is room.
+* **Admission.** A job that could never run is rejected on arrival with the reason: its GPU
+  type is in no pool, its gang needs more GPUs than any matching pool has installed (a gang
+  runs in one pool, all GPUs or none), it asks for more TH/s than any facility's ASICs
+  provide, or no site meets its customer's data residency or its realtime latency budget.
+* **Routing.** Each job may use the pools ``optimizer.routing`` lists for its type, GPU
+  type and customer (region, residency), in preference order: realtime by latency, other
+  work by energy cost at the site plus data transfer. It goes to the first with room. Work
+  placed outside the customer's region first moves its data (``transfer_s`` added to its
+  run).
+* **Order of waiting jobs.** By priority number, lowered by one level per ``aging_s``
+  waited (not past 2: only realtime inference has level 1), adjusted for quotas and
+  reserved capacity, then by fair-share start tag (``optimizer.fair_share``: weighted fair
+  sharing between customers). A job that does not fit lets smaller jobs past it (backfill),
+  except that once a queue head has waited ``starvation_s`` its pools stop taking smaller
+  work of lower rank until it fits (no starvation of large gangs). A job that fits on
+  arrival starts at its submission instant, so realtime inference waits 0 s whenever there
+  is room.
+* **Deferral.** On a pool flagged as expensive this interval, batch inference and training
+  do not start unless waiting longer would miss their deadline.
 * **Preemption.** A realtime job that finds no room stops the cheapest interruptible GPU jobs
-  of a matching pool (lowest priority, then least work since the last checkpoint, in
-  GPU-seconds; see ``optimizer.running_set``). When a limit falls below the busy count at an
-  interval start, interruptible jobs are stopped the same way until the pool is within the
-  limit; non-interruptible work keeps running and the excess is reported as overshoot.
-  Stopped jobs lose the work since their last checkpoint and wait again in their place.
+  of a candidate pool (lowest priority, then least work since the last checkpoint, in
+  GPU-seconds; see ``optimizer.running_set``), sparing jobs (re)started less than
+  ``min_runtime_s`` ago. When a limit falls below the busy count at an interval start,
+  interruptible jobs are stopped the same way (recently started ones last) until the pool is
+  within the limit; non-interruptible work keeps running and the excess is reported as
+  overshoot. Stopped jobs lose the work since their last checkpoint, wait again in their
+  place, and on resuming (at any candidate site) spend ``restore_s`` restoring it.
 
 Every submitted job is always exactly one of queued, running, completed or rejected.
 """
@@ -34,7 +48,6 @@ import numpy as np
 
 from models.customers import Customer
 from models.job_table import (
-    ANY_GPU_TYPE,
     COMPLETED,
     GANG_TOO_LARGE,
     GPU_TYPE_ABSENT,
@@ -45,10 +58,14 @@ from models.job_table import (
     JobTable,
 )
 from models.workload_types import MINING, PRIORITY_BY_CODE, TYPE_COUNT, WORKLOAD_SPECS
+from optimizer.fair_share import FairShare
 from optimizer.interval_result import IntervalResult
-from optimizer.job_queues import WaitingQueues
+from optimizer.job_queues import QueueClass, WaitingQueues
 from optimizer.pools import Pool
+from optimizer.routing import RouteTable
 from optimizer.running_set import RunningSet, VictimKey
+from twin.scenario import Workloads
+from twin.scenario_scheduling import Scheduling
 
 _EPS = 1e-9
 """Slack for comparing sums of TH/s [units]."""
@@ -57,6 +74,10 @@ _INTERRUPTIBLE = [spec.interruptible for spec in WORKLOAD_SPECS]
 _PRIORITY = [spec.priority for spec in WORKLOAD_SPECS]
 _PREEMPTS = [spec.priority == 1 and not spec.interruptible for spec in WORKLOAD_SPECS]
 """Types that may stop lower-priority work to start (realtime inference)."""
+_DEFERRABLE = [spec.has_deadline and spec.interruptible for spec in WORKLOAD_SPECS]
+"""Types whose start may move to cheaper intervals within their deadline."""
+_AGED_FLOOR = 2
+"""Aging never lifts a job above this priority number (1 is realtime inference's)."""
 
 
 class SchedulerError(ValueError):
@@ -73,9 +94,13 @@ class Scheduler:
     Args:
         pools: the pools, indexed by position (``IntervalResult`` arrays follow this order).
         jobs: the job table; the caller appends each interval's arrivals before running it.
-        customers: tenants (kept for fair-share and latency routing; unused so far).
+        customers: tenants (fair-share weights, region and residency for routing); jobs of
+            customers not listed share weight 1 and the first route group.
         check_invariants: verify the state after every interval and the limit after every
             placement (slow; for tests).
+        rules: the scenario's ``scheduling`` block.
+        workloads: the scenario's ``workloads`` block (data size and typical GPU-hours per
+            type, for routing); None: no data to move.
     """
 
     def __init__(
@@ -84,6 +109,8 @@ class Scheduler:
         jobs: JobTable,
         customers: Sequence[Customer] = (),
         check_invariants: bool = False,
+        rules: Scheduling | None = None,
+        workloads: Workloads | None = None,
     ) -> None:
         if not pools:
             raise SchedulerError("scheduler: need at least one pool")
@@ -91,6 +118,7 @@ class Scheduler:
         self.jobs = jobs
         self.customers = list(customers)
         self.check_invariants = check_invariants
+        self.rules = rules if rules is not None else Scheduling()
         n = len(self.pools)
         self._pool_facility = np.array([p.facility for p in self.pools], dtype=np.int16)
         self._pool_facility_list = [p.facility for p in self.pools]
@@ -113,17 +141,21 @@ class Scheduler:
         """First job row not yet seen by the scheduler."""
         self._now_s: float | None = None
         """End of the last interval run [s]."""
-        self._gpu_pools_by_type: dict[int, tuple[int, ...]] = {}
-        for index, pool in enumerate(self.pools):
-            if pool.is_gpu:
-                self._gpu_pools_by_type.setdefault(pool.gpu_type, ())
-                self._gpu_pools_by_type[pool.gpu_type] += (index,)
-        self._all_gpu_pools = tuple(i for i, p in enumerate(self.pools) if p.is_gpu)
-        self._asic_pools = tuple(i for i, p in enumerate(self.pools) if not p.is_gpu)
+        self._fair = FairShare(self.customers, self.rules.fair_share)
+        self._tags: dict[int, float] = {}
+        """Fair-share start tag of each interruptible job waiting or running."""
+        data_gb, gpu_hours = _routing_inputs(workloads)
+        self._routes = RouteTable(
+            self.pools, self.customers, self.rules.routing, data_gb, gpu_hours
+        )
+        self._group_of_customer = list(self._routes.group_of_customer) or [0]
+        self._deferred = [False] * n
+        """Per pool: deferrable work waits this interval (expensive power)."""
+        self._hold = [False] * n
+        """Per pool: a starving queue head is waiting for room; smaller work keeps off."""
+        self._interval_s = 0.0
         self._installed_seen: tuple[float, ...] | None = None
         self._largest_tables: tuple[np.ndarray, float] = (np.zeros(2), 0.0)
-        self._candidates: dict[tuple[int, int], tuple[int, ...]] = {}
-        """``pools_for`` by (type code, GPU type), filled as pairs are first seen."""
         self._reset_interval_state(0.0)
 
     # ------------------------------------------------------------------ public API
@@ -148,16 +180,22 @@ class Scheduler:
         """Jobs running now [-]."""
         return len(self._running)
 
-    def pools_for(self, type_code: int, gpu_type: int) -> tuple[int, ...]:
-        """Indices of the pools a job of this type and GPU type may run on."""
-        if type_code == MINING:
-            return self._asic_pools
-        if gpu_type == ANY_GPU_TYPE:
-            return self._all_gpu_pools
-        return self._gpu_pools_by_type.get(gpu_type, ())
+    def pools_for(self, type_code: int, gpu_type: int, customer: int = 0) -> tuple[int, ...]:
+        """Pools a job of this type, GPU type and customer may run on, most preferred
+        first (the order holds for the current interval)."""
+        return self._routes.candidates(type_code, gpu_type, self._group(customer))
+
+    def _group(self, customer: int) -> int:
+        groups = self._group_of_customer
+        return groups[customer] if 0 <= customer < len(groups) else 0
 
     def run_interval(
-        self, t0_s: float, t1_s: float, limits: Sequence[float] | np.ndarray | None = None
+        self,
+        t0_s: float,
+        t1_s: float,
+        limits: Sequence[float] | np.ndarray | None = None,
+        energy_usd_per_gpu_hour: Sequence[float] | np.ndarray | None = None,
+        deferred: Sequence[bool] | np.ndarray | None = None,
     ) -> IntervalResult:
         """Play ``[t0_s, t1_s)`` [s]: apply ``limits``, admit arrivals, place, preempt.
 
@@ -166,15 +204,21 @@ class Scheduler:
             t1_s: interval end, > ``t0_s``.
             limits: per pool, the capacity that may be busy [GPUs or TH/s], clipped to
                 ``pool.capacity``; None keeps each pool at its capacity.
+            energy_usd_per_gpu_hour: per pool, the energy cost of one GPU-hour there this
+                interval (routing order) [USD/GPU-h]; None: equal everywhere.
+            deferred: per pool, whether deferrable work should wait this interval (power is
+                expensive there); None: nowhere.
 
         Raises:
-            SchedulerError: times out of order, wrong number of limits, or job rows appended
-                out of submission order or before ``t0_s``.
+            SchedulerError: times out of order, wrong number of limits, costs or flags, or
+                job rows appended out of submission order or before ``t0_s``.
         """
         self._check_times(t0_s, t1_s)
         self._bind_columns()
         self._reset_interval_state(t0_s)
         self._set_limits(limits)
+        self._set_conditions(energy_usd_per_gpu_hour, deferred)
+        self._interval_s = t1_s - t0_s
         self._complete_until(t0_s)
         self._enforce_limits(t0_s)
         self._drain(t0_s, None)
@@ -186,6 +230,29 @@ class Scheduler:
         if self.check_invariants:
             self.audit()
         return result
+
+    def _set_conditions(
+        self,
+        energy_usd_per_gpu_hour: Sequence[float] | np.ndarray | None,
+        deferred: Sequence[bool] | np.ndarray | None,
+    ) -> None:
+        """This interval's routing costs and deferral flags."""
+        n = len(self.pools)
+        costs = None
+        if energy_usd_per_gpu_hour is not None:
+            costs = [float(x) for x in np.asarray(energy_usd_per_gpu_hour, dtype=float).ravel()]
+            if len(costs) != n or not all(math.isfinite(x) for x in costs):
+                raise SchedulerError(
+                    f"run_interval: energy_usd_per_gpu_hour needs {n} finite values"
+                )
+        self._routes.set_energy_costs(costs)
+        if deferred is None:
+            self._deferred = [False] * n
+        else:
+            flags = [bool(x) for x in np.asarray(deferred).ravel()]
+            if len(flags) != n:
+                raise SchedulerError(f"run_interval: {len(flags)} deferral flags for {n} pools")
+            self._deferred = flags
 
     def release_finished(self) -> JobTable:
         """Move completed and rejected jobs out of the job table; returns them as a table.
@@ -212,6 +279,7 @@ class Scheduler:
         for victims in self._victims:
             victims.remap(new_row)
         self._queues.remap(new_row)
+        self._tags = {int(new_row[row]): tag for row, tag in self._tags.items()}
         return removed
 
     def audit(self) -> dict[str, int]:
@@ -272,6 +340,7 @@ class Scheduler:
         self._pool_col = jobs.pool
         self._facility_col = jobs.facility
         self._remaining = jobs.remaining_s
+        self._customer_col = jobs.customer
 
     def _check_times(self, t0_s: float, t1_s: float) -> None:
         if not (math.isfinite(t0_s) and math.isfinite(t1_s) and t1_s > t0_s):
@@ -291,6 +360,7 @@ class Scheduler:
         self._completed = [0] * cells
         self._preempted = [0] * cells
         self._lost_gpu_s = [0.0] * n
+        self._transfer_gb = [0.0] * n
         self._overshoot = [0.0] * n
         self._peak = [math.nan] * n
         self._submitted = [0] * TYPE_COUNT
@@ -324,7 +394,9 @@ class Scheduler:
         for index, limit in enumerate(self._limit):
             excess = self._busy[index] - limit
             if excess > _EPS and len(self._victims[index]):
-                rows, units = self._victims[index].ranked_victims(t0_s, below_priority=0)
+                rows, units = self._victims[index].ranked_victims(
+                    t0_s, 0, t0_s - self.rules.min_runtime_s, spare_young=False
+                )
                 count = int(np.searchsorted(np.cumsum(units), excess - _EPS)) + 1
                 for row in rows[:count].tolist():
                     self._preempt(row, t0_s, index)
@@ -348,7 +420,10 @@ class Scheduler:
             raise SchedulerError(f"jobs after row {hi}: rows are not in submission order")
         types = jobs.type[lo:hi]
         self._submitted = np.bincount(types, minlength=TYPE_COUNT).tolist()
-        reason = self._admission(lo, hi)
+        customers = jobs.customer[lo:hi]
+        self._fair.ensure_customers(int(customers.max()) + 1)
+        groups = self._routes.groups_of(customers)
+        reason = self._admission(lo, hi, groups)
         rejected = reason != 0
         if rejected.any():
             rows = np.flatnonzero(rejected) + lo
@@ -368,10 +443,14 @@ class Scheduler:
             jobs.work_s[lo:hi][accepted].tolist(),
             usd_per_s[accepted].tolist(),
             jobs.checkpoint_interval_s[lo:hi][accepted].tolist(),
+            customers[accepted].tolist(),
+            groups[accepted].tolist(),
+            jobs.deadline_s[lo:hi][accepted].tolist(),
         )
 
-    def _admission(self, lo: int, hi: int) -> np.ndarray:
-        """Reject code per new job (0: admitted), judged against installed capacity."""
+    def _admission(self, lo: int, hi: int, groups: np.ndarray) -> np.ndarray:
+        """Reject code per new job (0: admitted), judged against installed capacity and
+        the routes open to its customer."""
         jobs = self.jobs
         types = jobs.type[lo:hi]
         gpu_type = jobs.gpu_type[lo:hi].astype(np.int64)
@@ -381,11 +460,24 @@ class Scheduler:
         gpus = jobs.gpus[lo:hi]
         too_big_ths = ~on_gpu & (jobs.hashrate_ths[lo:hi] > largest_asic + _EPS)
         reason = np.zeros(hi - lo, dtype=np.int8)
-        if not ((on_gpu & ((room <= 0) | (gpus > room))) | too_big_ths).any():
-            return reason  # the usual case: every job fits somewhere
         reason[on_gpu & (room <= 0)] = GPU_TYPE_ABSENT
         reason[on_gpu & (room > 0) & (gpus > room)] = GANG_TOO_LARGE
         reason[too_big_ths] = HASHRATE_TOO_LARGE
+        keys = (types.astype(np.int64) * 65536 + (gpu_type + 1)) * 1024 + groups
+        unique_keys, first = np.unique(keys, return_index=True)
+        route_reason = np.zeros(unique_keys.size, dtype=np.int8)
+        route_room = np.zeros(unique_keys.size)
+        for k, index in enumerate(first.tolist()):
+            key = (int(types[index]), int(gpu_type[index]), int(groups[index]))
+            route_reason[k] = self._routes.reject_reason(*key)
+            route_room[k] = max(
+                (self.pools[i].installed for i in self._routes.eligible(key)), default=0.0
+            )
+        by_key = np.searchsorted(unique_keys, keys)
+        units = np.where(on_gpu, gpus, jobs.hashrate_ths[lo:hi])
+        reason = np.where(reason == 0, route_reason[by_key], reason)
+        too_big_here = (reason == 0) & (units > route_room[by_key] + _EPS)
+        reason[too_big_here] = np.where(on_gpu[too_big_here], GANG_TOO_LARGE, HASHRATE_TOO_LARGE)
         return reason
 
     def _largest_installed(self, top_gpu_type: int) -> tuple[np.ndarray, float]:
@@ -418,34 +510,71 @@ class Scheduler:
         work: list[float],
         usd_per_s: list[float],
         checkpoint: list[float],
+        customers: list[int],
+        groups: list[int],
+        deadlines: list[float],
     ) -> None:
         """The hot loop: one pass over admitted arrivals, interleaved with completions."""
         heap = self._completions
         limit = self._limit
         busy = self._busy
         queues = self._queues
-        known = self._candidates
+        candidates_of = self._routes.candidates
+        tag_of = self._fair.tag
+        tags = self._tags
         start = self._start
-        for row, t, type_code, gpu_type, need, work_s, usd, checkpoint_s in zip(
-            rows, submit, types, gpu_types, units, work, usd_per_s, checkpoint, strict=True
+        blocked = self._blocked
+        for row, t, type_code, gpu_type, need, work_s, usd, checkpoint_s, c, g, deadline in zip(
+            rows,
+            submit,
+            types,
+            gpu_types,
+            units,
+            work,
+            usd_per_s,
+            checkpoint,
+            customers,
+            groups,
+            deadlines,
+            strict=True,
         ):
             if heap and heap[0][0] <= t:
                 self._complete_until(t)
-            candidates = known.get((type_code, gpu_type))
-            if candidates is None:
-                candidates = known[(type_code, gpu_type)] = self.pools_for(type_code, gpu_type)
-            best = -1
-            best_free = -math.inf
+            priority = _PRIORITY[type_code]
+            tag = tag_of(priority, c, need, work_s)
+            if _INTERRUPTIBLE[type_code]:
+                tags[row] = tag
+            candidates = candidates_of(type_code, gpu_type, g)
+            placed = False
             for pool in candidates:
-                free = limit[pool] - busy[pool]
-                if free > best_free:
-                    best, best_free = pool, free
-            if best >= 0 and best_free >= need - _EPS:
-                start(row, t, best, type_code, need, work_s, usd, checkpoint_s)
-            elif _PREEMPTS[type_code] and self._preempt_for(row, t, type_code, need, candidates):
+                if limit[pool] - busy[pool] >= need - _EPS and not blocked(
+                    pool, type_code, t, work_s, deadline
+                ):
+                    start(row, t, pool, type_code, need, work_s, usd, checkpoint_s, c, tag)
+                    placed = True
+                    break
+            if placed:
                 continue
-            else:
-                queues.push(row, t, type_code, gpu_type, need, _PRIORITY[type_code], candidates)
+            if _PREEMPTS[type_code] and self._preempt_for(
+                row, t, type_code, need, candidates, c, tag
+            ):
+                continue
+            queues.push(row, tag, type_code, gpu_type, need, priority, candidates, g)
+
+    def _blocked(
+        self, pool: int, type_code: int, t_s: float, remaining_s: float, deadline_s: float
+    ) -> bool:
+        """Whether a job may not start on ``pool`` now though it fits: the pool is held for a
+        starving queue head, or deferrable work waits for cheaper power (unless waiting one
+        more interval would miss its deadline)."""
+        if _PREEMPTS[type_code]:
+            return False
+        if self._hold[pool]:
+            return True
+        if self._deferred[pool] and _DEFERRABLE[type_code]:
+            slack_s = deadline_s - t_s - remaining_s - self.rules.restore_s
+            return slack_s > 2.0 * self._interval_s
+        return False
 
     # ------------------------------------------------------------------ events
 
@@ -467,6 +596,8 @@ class Scheduler:
         remaining_s: float,
         usd_per_s: float,
         checkpoint_s: float,
+        customer: int,
+        tag: float,
     ) -> None:
         cell = pool * TYPE_COUNT + type_code
         dt = t_s - self._last_t[cell]
@@ -484,14 +615,16 @@ class Scheduler:
             raise SchedulerInvariantError(
                 f"pool {pool}: placing job {row} makes busy {busy} > limit {self._limit[pool]}"
             )
+        fair = self._fair
+        fair.started(_PRIORITY[type_code], tag)
+        if fair.tracks_holdings and self._pool_is_gpu[pool]:
+            fair.held_gpus[customer] += units
         seq = self._seq = self._seq + 1
         self._running[row] = seq
-        heapq.heappush(
-            self._completions, (t_s + remaining_s, seq, row, pool, type_code, units, usd_per_s)
-        )
         self._started[cell] += 1
         if _INTERRUPTIBLE[type_code]:
             # Written at once (not buffered) so that a preemption finds them current.
+            remaining_s += self._moving_s(row, pool, type_code, customer)
             self._status[row] = RUNNING
             self._segment_start[row] = t_s
             self._pool_col[row] = pool
@@ -499,11 +632,28 @@ class Scheduler:
             first_start = self._start_col[row]
             if first_start != first_start:  # NaN: first start
                 self._start_col[row] = t_s
+            elif self._pool_is_gpu[pool]:  # a resumed GPU job first restores its checkpoint
+                remaining_s += self.rules.restore_s
+                self._remaining[row] = remaining_s
             self._victims[pool].add(row, t_s, checkpoint_s, units, _PRIORITY[type_code])
         else:
             self._pending_start_row.append(row)
             self._pending_start_s.append(t_s)
             self._pending_start_pool.append(pool)
+        heapq.heappush(
+            self._completions, (t_s + remaining_s, seq, row, pool, type_code, units, usd_per_s)
+        )
+
+    def _moving_s(self, row: int, pool: int, type_code: int, customer: int) -> float:
+        """Time to move a job's data to ``pool`` before it runs [s]: when the pool is
+        outside the customer's region and the data is not already at that facility."""
+        group = self._group(customer)
+        moving_s = self._routes.transfer_s(type_code, group, pool)
+        if moving_s <= 0.0 or self._facility_col[row] == self._pool_facility_list[pool]:
+            return 0.0
+        self._transfer_gb[pool] += self._routes.transfer_gb(type_code, group, pool)
+        self._remaining[row] = self._remaining[row] + moving_s
+        return moving_s
 
     def _complete_until(self, t_s: float, before: bool = False) -> None:
         """Finish every job ending at or before ``t_s`` (strictly before if ``before``)."""
@@ -532,60 +682,89 @@ class Scheduler:
             done_s.append(end_s)
             if _INTERRUPTIBLE[type_code]:
                 victims[pool].remove(row)
+                del self._tags[row]
+            if self._fair.tracks_holdings and self._pool_is_gpu[pool]:
+                self._fair.held_gpus[int(self._customer_col[row])] -= units
             if queues.total and limit[pool] - busy[pool] >= queues.min_units(pool) - _EPS:
                 self._drain_pool(end_s, pool)
 
     def _drain(self, t_s: float, only_pool: int | None) -> None:
-        """Start waiting jobs while any fits (all pools, or only ``only_pool``)."""
-        if only_pool is not None:
-            self._drain_pool(t_s, only_pool)
-            return
-        queues = self._queues
-        limit = self._limit
-        busy = self._busy
-        while queues.total:
-            chosen = None
-            chosen_pool = -1
-            chosen_key: tuple[int, float, int] | None = None
-            for queue in queues.nonempty():
-                pool, free = -1, -math.inf
-                for candidate in queue.pools:
-                    room = limit[candidate] - busy[candidate]
-                    if room > free:
-                        pool, free = candidate, room
-                if pool < 0 or free < queue.units - _EPS:
-                    continue
-                submit_s, row = queue.head()
-                key = (queue.priority, submit_s, row)
-                if chosen_key is None or key < chosen_key:
-                    chosen, chosen_pool, chosen_key = queue, pool, key
-            if chosen is None:
-                return
-            row = queues.pop(chosen)
-            self._start_waiting(row, t_s, chosen_pool, chosen.type_code, chosen.units)
+        """Start waiting jobs while any fits (all pools, cheapest first, or only
+        ``only_pool``); then note which pools are held for a starving queue head."""
+        pools = [only_pool] if only_pool is not None else self._pools_by_cost()
+        for pool in pools:
+            self._drain_pool(t_s, pool)
+
+    def _pools_by_cost(self) -> list[int]:
+        """Pool indices by this interval's energy cost, cheapest first (ties: index)."""
+        energy = self._routes.energy_costs
+        return sorted(range(len(self.pools)), key=lambda i: (energy[i], i))
+
+    def _rank(
+        self, queue: QueueClass, tag: float, row: int, t_s: float
+    ) -> tuple[float, float, int]:
+        """Order of a waiting job, smaller first: aged priority (with quota / guarantee
+        adjustment), fair-share tag, row."""
+        priority = float(queue.priority)
+        if queue.priority > _AGED_FLOOR:
+            levels = (t_s - float(self.jobs.submit_s[row])) // self.rules.aging_s
+            priority = max(float(_AGED_FLOOR), priority - levels)
+        priority += self._fair.rank_adjustment(int(self._customer_col[row]))
+        return (priority, tag, row)
 
     def _drain_pool(self, t_s: float, pool: int) -> None:
-        """Start waiting jobs that may run on ``pool`` while one fits there (after room
-        appeared on that pool only)."""
+        """Start waiting jobs that may run on ``pool`` while one fits there.
+
+        The best-ranked head that fits starts, unless a better-ranked head that does not
+        fit has waited ``starvation_s`` (then the pool is held for it). Deferrable work on a
+        deferred pool starts only when its deadline requires.
+        """
         queues = self._queues
         classes = queues.classes_for_pool(pool)
+        starving_s = self.rules.starvation_s
+        submit = self.jobs.submit_s
+        deadline = self.jobs.deadline_s
+        self._hold[pool] = False
         while queues.total:
             free = self._limit[pool] - self._busy[pool]
             chosen = None
-            chosen_key: tuple[int, float, int] | None = None
+            chosen_key: tuple[float, float, int] | None = None
+            blocker_key: tuple[float, float, int] | None = None
             for queue in classes:
-                if not queue.heap or free < queue.units - _EPS:
+                if not queue.heap:
                     continue
-                submit_s, row = queue.heap[0]
-                key = (queue.priority, submit_s, row)
+                tag, row = queue.heap[0]
+                key = self._rank(queue, tag, row, t_s)
+                if free < queue.units - _EPS:
+                    if t_s - float(submit[row]) >= starving_s and (
+                        blocker_key is None or key < blocker_key
+                    ):
+                        blocker_key = key
+                    continue
+                if self._deferred[pool] and _DEFERRABLE[queue.type_code]:
+                    slack_s = (
+                        float(deadline[row])
+                        - t_s
+                        - float(self._remaining[row])
+                        - self.rules.restore_s
+                    )
+                    if slack_s > 2.0 * self._interval_s:
+                        continue
                 if chosen_key is None or key < chosen_key:
                     chosen, chosen_key = queue, key
+            if blocker_key is not None and (chosen_key is None or blocker_key < chosen_key):
+                self._hold[pool] = chosen is None or not _PREEMPTS[chosen.type_code]
+                if self._hold[pool]:
+                    return
             if chosen is None:
                 return
-            row = queues.pop(chosen)
-            self._start_waiting(row, t_s, pool, chosen.type_code, chosen.units)
+            tag, row = chosen.heap[0]
+            queues.pop(chosen)
+            self._start_waiting(row, t_s, pool, chosen.type_code, chosen.units, tag)
 
-    def _start_waiting(self, row: int, t_s: float, pool: int, type_code: int, units: float) -> None:
+    def _start_waiting(
+        self, row: int, t_s: float, pool: int, type_code: int, units: float, tag: float
+    ) -> None:
         jobs = self.jobs
         usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
         self._start(
@@ -597,25 +776,35 @@ class Scheduler:
             float(self._remaining[row]),
             usd_per_s,
             float(jobs.checkpoint_interval_s[row]),
+            int(self._customer_col[row]),
+            tag,
         )
 
     def _preempt_for(
-        self, row: int, t_s: float, type_code: int, units: float, candidates: tuple[int, ...]
+        self,
+        row: int,
+        t_s: float,
+        type_code: int,
+        units: float,
+        candidates: tuple[int, ...],
+        customer: int,
+        tag: float,
     ) -> bool:
         """Make room for a realtime job by stopping cheaper work; False if impossible.
 
         The pool is the one holding the cheapest single victim that frees enough room; if no
         single job frees enough anywhere, the first pool (in candidate order) whose cheapest
-        victims together do.
+        victims together do. Runs younger than ``min_runtime_s`` are spared.
         """
         priority = _PRIORITY[type_code]
+        started_before_s = t_s - self.rules.min_runtime_s
         best: tuple[VictimKey, int, list[int]] | None = None
         for pool in candidates:
             victims = self._victims[pool]
             if not len(victims):
                 continue
             need = units - (self._limit[pool] - self._busy[pool])
-            found = victims.best_victim(t_s, priority, need - _EPS)
+            found = victims.best_victim(t_s, priority, need - _EPS, started_before_s)
             if found is not None and (best is None or found[0] < best[0]):
                 best = (found[0], pool, [found[1]])
         if best is None:
@@ -624,7 +813,7 @@ class Scheduler:
                 if not len(victims):
                     continue
                 need = units - (self._limit[pool] - self._busy[pool])
-                rows, sizes = victims.ranked_victims(t_s, priority)
+                rows, sizes = victims.ranked_victims(t_s, priority, started_before_s)
                 count = int(np.searchsorted(np.cumsum(sizes), need - _EPS)) + 1
                 if count <= rows.size:
                     best = ((0, 0.0, 0), pool, rows[:count].tolist())
@@ -636,7 +825,18 @@ class Scheduler:
             self._preempt(victim, t_s, pool)
         jobs = self.jobs
         usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
-        self._start(row, t_s, pool, type_code, units, float(jobs.work_s[row]), usd_per_s, math.inf)
+        self._start(
+            row,
+            t_s,
+            pool,
+            type_code,
+            units,
+            float(jobs.work_s[row]),
+            usd_per_s,
+            math.inf,
+            customer,
+            tag,
+        )
         if self._queues.total:
             self._drain(t_s, pool)
         return True
@@ -667,15 +867,20 @@ class Scheduler:
         self._money[cell] -= usd_per_s * lost_s
         self._lost_gpu_s[pool] += lost_s * gpus
         self._preempted[cell] += 1
+        customer = int(self._customer_col[row])
+        if self._fair.tracks_holdings and self._pool_is_gpu[pool]:
+            self._fair.held_gpus[customer] -= units
         gpu_type = int(jobs.gpu_type[row])
+        group = self._group(customer)
         self._queues.push(
             row,
-            float(jobs.submit_s[row]),
+            self._tags[row],
             type_code,
             gpu_type,
             units,
             int(PRIORITY_BY_CODE[type_code]),
-            self.pools_for(type_code, gpu_type),
+            self._routes.candidates(type_code, gpu_type, group),
+            group,
         )
 
     def _flush(self) -> None:
@@ -719,6 +924,7 @@ class Scheduler:
             completed=np.array(self._completed, dtype=np.int64).reshape(shape),
             preempted=np.array(self._preempted, dtype=np.int64).reshape(shape),
             lost_work_gpu_s=np.array(self._lost_gpu_s),
+            transfer_gb=np.array(self._transfer_gb),
             limit=np.array(self._limit),
             overshoot_start=np.array(self._overshoot),
             placed_peak_busy=np.array(self._peak),
@@ -728,3 +934,21 @@ class Scheduler:
             queued_jobs_by_type=np.array(queues.jobs_by_type, dtype=np.int64),
             queued_units_by_type=np.array(queues.units_by_type),
         )
+
+
+def _routing_inputs(workloads: Workloads | None) -> tuple[list[float], list[float]]:
+    """Data per job [GB] and GPU-hours of a typical job [GPU-h], per type code."""
+    data_gb = [0.0] * TYPE_COUNT
+    gpu_hours = [1.0] * TYPE_COUNT
+    if workloads is None:
+        return data_gb, gpu_hours
+    for spec in WORKLOAD_SPECS:
+        demand = workloads.demand.get(spec.name)  # type: ignore[call-overload]
+        if demand is None:
+            continue
+        data_gb[spec.code] = float(demand.data_gb)
+        sizes = np.asarray(demand.gpus.values, dtype=float)
+        weights = np.asarray(demand.gpus.weights or [1.0] * sizes.size, dtype=float)
+        mean_gpus = float(sizes @ weights / weights.sum())
+        gpu_hours[spec.code] = mean_gpus * demand.duration_median_s / 3600.0
+    return data_gb, gpu_hours

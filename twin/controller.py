@@ -68,6 +68,7 @@ from twin.accounting import IntervalInputs, settle_interval
 from twin.horizon import make_horizon_provider
 from twin.recorder import Recorder
 from twin.scenario import Facility, Scenario
+from twin.site_conditions import SiteConditions
 
 REALTIME = type_code("ai_inference_realtime")
 BATCH = type_code("ai_inference_batch")
@@ -165,9 +166,21 @@ class Controller:
         """Plans the controller had to trim to fit a cap (0 for a sound policy)."""
         self._last_result: IntervalResult | None = None
         self._sent_fraction: dict[tuple[int, str], float] = {}
+        self._site_conditions = SiteConditions(
+            world.pools,
+            {
+                index: self.gpu_specs[type_id].tdp_w / 1000.0
+                for index, type_id in enumerate(world.gpu_type_ids)
+                if type_id in self.gpu_specs
+            },
+            scenario.scheduling.deferral,
+            self.interval_s,
+        )
         self.horizon_provider = make_horizon_provider(
             policy,
             world.grid,
+            world.market,
+            world.generator,
             scenario,
             [e.scheduler_index for entries in self._gpu_entries_by_facility for e in entries],
             self._pue_mining,
@@ -361,7 +374,8 @@ class Controller:
         world = self.world
         t0_s, dt_s = snapshot.t_s, self.interval_s
         world.jobs.append(world.generator.arrivals(t0_s, t0_s + dt_s))
-        result = world.scheduler.run_interval(t0_s, t0_s + dt_s, limits)
+        energy, deferred = self._site_conditions.update(snapshot)
+        result = world.scheduler.run_interval(t0_s, t0_s + dt_s, limits, energy, deferred)
         self._last_result = result
         self._running_by_pool += (result.started - result.completed - result.preempted).sum(axis=1)
         ambient = world.ambient_c[index]

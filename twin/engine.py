@@ -92,7 +92,11 @@ def build_world(scenario: Scenario) -> World:
     n_facilities = len(scenario.facilities)
     asic_fleet = AsicFleet.from_groups(asic_groups, n_facilities=n_facilities)
     gpu_fleet = GpuFleet.from_groups(gpu_groups, n_facilities=n_facilities)
-    customers = make_customers(scenario.workloads.customers, rngs["customers"])
+    customers = make_customers(
+        scenario.workloads.customers,
+        rngs["customers"],
+        residency_fraction=scenario.workloads.residency_fraction,
+    )
     gpu_type_ids = scenario_gpu_type_ids(scenario)
     jobs = JobTable()
     generator = WorkloadGenerator(
@@ -100,7 +104,9 @@ def build_world(scenario: Scenario) -> World:
     )
     gpu_type_ids = generator.gpu_type_names  # plus types asked for but not installed
     pools = pools_from_scenario(scenario, gpu_type_ids)
-    scheduler = Scheduler(pools, jobs, customers)
+    scheduler = Scheduler(
+        pools, jobs, customers, rules=scenario.scheduling, workloads=scenario.workloads
+    )
     return World(
         scenario=scenario,
         facility_ids=facility_ids,

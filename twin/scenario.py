@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from models.hardware import ASIC_CATALOG, GPU_CATALOG, AsicSpec, GpuSpec
+from twin.scenario_scheduling import Region, Scheduling
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD_TYPES = (
@@ -206,7 +207,7 @@ class Facility(Strict):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)
     name: str = ""
-    region: str = "us-central"
+    region: Region = "us-central"
     settlement_point: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     power_cap_mw: PositiveFloat
     pue: PueModel = PueModel()
@@ -441,6 +442,9 @@ class WorkloadDemand(Strict):
     price_usd_per_gpu_hour: float = Field(2.50, ge=0)
     deadline_factor: float = Field(4.0, ge=1)
     checkpoint_interval_s: float = Field(1800.0, gt=0)
+    data_gb: float = Field(0.0, ge=0, le=1e6)
+    """Input data each job reads [GB]; moved to the site when it runs outside the
+    customer's region."""
 
     @field_validator("gpu_types")
     @classmethod
@@ -460,6 +464,7 @@ def _default_demand() -> dict[WorkloadType, WorkloadDemand]:
             per_day=600,
             duration_median_s=1800,
             gpus=SizeChoice(values=[1, 2, 4], weights=[0.6, 0.3, 0.1]),
+            data_gb=20.0,
         ),
         "model_training": WorkloadDemand(
             per_day=20,
@@ -467,6 +472,7 @@ def _default_demand() -> dict[WorkloadType, WorkloadDemand]:
             duration_sigma=1.0,
             daily_amplitude=0.0,
             gpus=SizeChoice(values=[8, 16, 32, 64], weights=[0.4, 0.3, 0.2, 0.1]),
+            data_gb=200.0,
         ),
         "bitcoin_mining": WorkloadDemand(
             per_day=0, duration_median_s=86400, price_usd_per_gpu_hour=0.0
@@ -478,6 +484,8 @@ class Workloads(Strict):
     """Customer demand: ``customers`` tenants (names made with faker) and rates per type."""
 
     customers: int = Field(20, ge=1, le=100000)
+    residency_fraction: Fraction = 0.0
+    """Share of customers whose data must stay in their home region [-]."""
     demand: dict[WorkloadType, WorkloadDemand] = Field(default_factory=_default_demand)
 
 
@@ -575,6 +583,7 @@ class Scenario(Strict):
     market: Market = Market()
     grid: Grid = Grid()
     workloads: Workloads = Workloads()
+    scheduling: Scheduling = Scheduling()
     policy: Policy = StrikePolicy()
 
     @field_validator("start")

@@ -101,16 +101,17 @@ def test_rejection_reasons_name_why_a_job_can_never_run():
 
 
 def test_gang_waits_for_room_in_one_pool_and_is_never_split():
-    """A 6-GPU gang waits while two pools have 4 free each, then runs whole in one pool."""
+    """A 6-GPU gang waits while two pools have 4 and 3 free (7 in all), then runs whole in
+    one pool."""
     jobs = table_of(
         job(gpus=4, work_s=400.0, gpu_type=0),
-        job(gpus=4, work_s=1000.0, gpu_type=0, submit_s=0.5),
+        job(gpus=5, work_s=1000.0, gpu_type=0, submit_s=0.5),
         job(type=BATCH, gpus=6, work_s=100.0, gpu_type=0, deadline_s=1e6, submit_s=1.0),
     )
     scheduler = Scheduler([gpu_pool(8), gpu_pool(8, facility=1)], jobs, check_invariants=True)
     result = run(scheduler, 1)[0]
     assert jobs.status[2] == QUEUED
-    assert result.busy_end.tolist() == [4.0, 4.0]
+    assert result.busy_end.tolist() == [4.0, 5.0]
     run(scheduler, 1)
     assert jobs.start_s[2] == 400.0
     assert jobs.pool[2] == jobs.pool[0]
@@ -118,7 +119,8 @@ def test_gang_waits_for_room_in_one_pool_and_is_never_split():
 
 
 def test_preempted_training_resumes_and_redoes_only_work_since_its_checkpoint():
-    """A realtime arrival stops a training gang; it resumes and its GPU time is work + lost."""
+    """A realtime arrival stops a training gang; it resumes after restoring its checkpoint,
+    and its GPU time is work + lost + restore."""
     jobs = table_of(
         job(type=TRAINING, gpus=8, work_s=5000.0, checkpoint_interval_s=1800.0, deadline_s=1e9),
         job(submit_s=2000.0, work_s=100.0),
@@ -129,13 +131,16 @@ def test_preempted_training_resumes_and_redoes_only_work_since_its_checkpoint():
     assert jobs.preemptions[0] == 1
     assert jobs.lost_work_s[0] == pytest.approx(lost_s)
     assert jobs.start_s[1] == 2000.0
-    assert jobs.end_s[0] == pytest.approx(2100.0 + 5000.0 - 1800.0)
+    restore_s = scheduler.rules.restore_s
+    assert restore_s > 0
+    assert jobs.end_s[0] == pytest.approx(2100.0 + restore_s + 5000.0 - 1800.0)
     training_gpu_s = sum(r.busy_unit_s[0, TRAINING] for r in results)
-    assert training_gpu_s == pytest.approx(8 * (5000.0 + lost_s))
+    assert training_gpu_s == pytest.approx(8 * (5000.0 + lost_s + restore_s))
     assert sum(r.lost_work_gpu_s[0] for r in results) == pytest.approx(8 * lost_s)
     billed = sum(r.revenue_usd.sum() for r in results)
     assert billed == pytest.approx(jobs.revenue_usd.sum())
-    assert jobs.revenue_usd[0] == pytest.approx(8 * 5000.0 * 2.0 / 3600.0)
+    # the GPU time held while restoring is billed like the run itself
+    assert jobs.revenue_usd[0] == pytest.approx(8 * (5000.0 + restore_s) * 2.0 / 3600.0)
 
 
 def test_victim_is_the_job_with_least_work_since_its_checkpoint():
@@ -268,6 +273,7 @@ def test_every_job_is_in_exactly_one_state_and_limits_hold(setup):
     pools, job_list, limits = setup
     jobs = table_of(*job_list)
     scheduler = Scheduler(pools, jobs, check_invariants=True)
+    restore_s = scheduler.rules.restore_s
     total_busy = np.zeros(len(pools))
     for i, interval_limits in enumerate(limits):
         t1 = (i + 1) * STEP_S
@@ -282,16 +288,20 @@ def test_every_job_is_in_exactly_one_state_and_limits_hold(setup):
         assert np.all(peak[placed] <= result.limit[placed] + 1e-9)
         assert np.all(result.busy_end <= result.limit + result.overshoot_start + 1e-9)
         total_busy += result.busy_unit_s.sum(axis=1)
-        assert total_busy.sum() == pytest.approx(_unit_seconds_run(jobs, t1), abs=1e-6)
+        held = _unit_seconds_run(jobs, t1, restore_s)
+        assert total_busy.sum() == pytest.approx(held, abs=1e-6)
 
 
-def _unit_seconds_run(jobs: JobTable, now_s: float) -> float:
-    """Capacity-seconds the jobs have held so far: units x (work + lost work - work left)."""
+def _unit_seconds_run(jobs: JobTable, now_s: float, restore_s: float) -> float:
+    """Capacity-seconds the jobs have held so far: units x (work + lost work + checkpoint
+    restores of resumed GPU jobs - work left)."""
     left_s = np.where(jobs.status == COMPLETED, 0.0, jobs.remaining_s)
     running = jobs.status == RUNNING
     left_s[running] -= now_s - jobs.segment_start_s[running]
+    waiting_again = (jobs.status == QUEUED) & (jobs.preemptions > 0)
+    resumes = np.where(jobs.type == MINING, 0, jobs.preemptions - waiting_again)
     units = np.where(jobs.type == MINING, jobs.hashrate_ths, jobs.gpus)
-    return float(np.sum(units * (jobs.work_s + jobs.lost_work_s - left_s)))
+    return float(np.sum(units * (jobs.work_s + jobs.lost_work_s + resumes * restore_s - left_s)))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -74,3 +74,57 @@ def test_mpc_decisions_do_not_see_the_future(policy: str) -> None:
         .select(kept)
         .equals(oracle_spiked.filter(oracle_spiked["t_s"] < change_after_s).select(kept))
     )
+
+
+def _truth_horizon_at(twin, index: int):
+    """The oracle's horizon at dispatch step ``index`` of a fresh twin (nothing advanced
+    but the observation)."""
+    controller = twin.controller
+    snapshot = controller.observe(index, index * controller.interval_s)
+    return snapshot, controller.horizon_provider.horizon(snapshot, index, None)
+
+
+def test_truth_horizon_follows_the_true_btc_and_rental_paths() -> None:
+    """The oracle's hashprice and spot prices move with the BTC price and rental multiplier
+    signals ahead (ratios to now match the signals' ratios), not held flat."""
+    scenario = load_scenario(BASELINE, {"duration_days": 2.0, "policy": {"name": "oracle"}})
+    twin = build(scenario)
+    snapshot, horizon = _truth_horizon_at(twin, 0)
+    market = twin.world.market
+    step = twin.controller.interval_s
+    times = step * np.arange(horizon.hashprice_usd_per_ths_day.size)
+    btc = np.array([market.btc_price.at(float(t)) for t in times])
+    fees = np.array([market.fees_btc_per_block.at(float(t)) for t in times])
+    subsidy = snapshot.market.block_subsidy_btc
+    expected = (btc / btc[0]) * ((subsidy + fees) / (subsidy + fees[0]))
+    hashprice = horizon.hashprice_usd_per_ths_day
+    assert np.ptp(hashprice) > 0.0
+    np.testing.assert_allclose(hashprice / hashprice[0], expected, rtol=1e-9)
+    multiplier = np.array([market.gpu_rental_multiplier.at(float(t)) for t in times])
+    spot = horizon.spot_usd_per_gpu_hour
+    ratio = np.broadcast_to((multiplier / multiplier[0])[:, None], spot.shape)
+    np.testing.assert_allclose(spot / spot[0], ratio, rtol=1e-9)
+
+
+def test_truth_horizon_must_serve_is_the_realtime_load_that_will_arrive() -> None:
+    """Must-serve GPUs ahead equal the GPU-time of the realtime jobs the generator will
+    submit, step by step; and they follow the daily cycle rather than a flat line."""
+    from models.workload_types import REALTIME
+
+    scenario = load_scenario(BASELINE, {"duration_days": 2.0, "policy": {"name": "oracle"}})
+    twin = build(scenario)
+    _, horizon = _truth_horizon_at(twin, 12)
+    step = twin.controller.interval_s
+    t0 = 12 * step
+    load = horizon.must_serve_gpus.sum(axis=1)
+    jobs = twin.world.generator.arrivals(0.0, t0 + load.size * step)
+    realtime = jobs.type == REALTIME
+    for i in (0, load.size // 3, load.size - 1):
+        lo, hi = t0 + i * step, t0 + (i + 1) * step
+        start = jobs.submit_s[realtime]
+        end = start + jobs.work_s[realtime]
+        gpu_s = (np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0, None)) @ jobs.gpus[
+            realtime
+        ].astype(float)
+        assert load[i] == pytest.approx(gpu_s / step, rel=0.02)
+    assert load.max() > 1.3 * load.min()
