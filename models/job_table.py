@@ -358,15 +358,21 @@ class JobTable:
     def to_columns(self, now_s: float) -> dict[str, np.ndarray]:
         """Per-job record columns as arrays of codes (for the recorder), at ``now_s`` [s].
 
-        Keys: job_id, type (code), customer (index), submit_s, start_s, end_s, wait_s (NaN
-        if never started), facility (index, -1 none), gpu_type (index, -1 any), gpus,
-        hashrate_ths, status (code), sla_met (1/0/NaN), preemptions, revenue_usd.
+        Keys: job_id, type (code), customer (index), submit_s, work_s, start_s, end_s,
+        wait_s (NaN if never started), facility (index, -1 none), gpu_type (index, -1 any),
+        gpus, hashrate_ths, status (code), sla_met (1/0/NaN), preemptions, lost_work_s,
+        served_s (useful work done by ``now_s`` [s]), revenue_usd, reject_reason (code).
         """
+        remaining = np.where(self.status == COMPLETED, 0.0, self.remaining_s)
+        running = self.status == RUNNING
+        remaining[running] -= now_s - self.segment_start_s[running]
+        served = np.where(self.status == REJECTED, 0.0, self.work_s - remaining)
         return {
             "job_id": self.job_id.copy(),
             "type": self.type.copy(),
             "customer": self.customer.copy(),
             "submit_s": self.submit_s.copy(),
+            "work_s": self.work_s.copy(),
             "start_s": self.start_s.copy(),
             "end_s": self.end_s.copy(),
             "wait_s": self.start_s - self.submit_s,
@@ -377,7 +383,10 @@ class JobTable:
             "status": self.status.copy(),
             "sla_met": self.sla_met(now_s),
             "preemptions": self.preemptions.copy(),
+            "lost_work_s": self.lost_work_s.copy(),
+            "served_s": np.clip(served, 0.0, self.work_s),
             "revenue_usd": self.revenue_usd.copy(),
+            "reject_reason": self.reject_reason.copy(),
         }
 
     def to_polars(
@@ -389,9 +398,10 @@ class JobTable:
     ) -> pl.DataFrame:
         """The job record as a polars frame with names instead of codes.
 
-        Columns: job_id, type, customer, submit_s, start_s, end_s, wait_s, facility_id,
-        gpu_type, gpus, hashrate_ths, status, sla_met (null: not yet known), preemptions,
-        revenue_usd. Names are strings (null facility_id: never placed; null gpu_type: any
+        Columns: job_id, type, customer, submit_s, work_s, start_s, end_s, wait_s,
+        facility_id, gpu_type, gpus, hashrate_ths, status, sla_met (null: not yet known),
+        preemptions, lost_work_s, served_s, revenue_usd, reject_reason (null: not
+        rejected). Names are strings (null facility_id: never placed; null gpu_type: any
         type); times [s] are NaN for "not yet"; counts are Int64.
         """
         cols = self.to_columns(now_s)
@@ -401,6 +411,7 @@ class JobTable:
                 "type": _names("type", cols["type"], TYPE_NAMES),
                 "customer": _names("customer", cols["customer"], customer_names),
                 "submit_s": cols["submit_s"],
+                "work_s": cols["work_s"],
                 "start_s": cols["start_s"],
                 "end_s": cols["end_s"],
                 "wait_s": cols["wait_s"],
@@ -411,7 +422,14 @@ class JobTable:
                 "status": _names("status", cols["status"], STATUS_NAMES),
                 "sla_met": pl.Series(cols["sla_met"], nan_to_null=True).cast(pl.Boolean),
                 "preemptions": cols["preemptions"].astype(np.int64),
+                "lost_work_s": cols["lost_work_s"],
+                "served_s": cols["served_s"],
                 "revenue_usd": cols["revenue_usd"],
+                "reject_reason": _names(
+                    "reject_reason",
+                    np.where(cols["reject_reason"] > 0, cols["reject_reason"], -1),
+                    REJECT_REASONS,
+                ),
             }
         )
 

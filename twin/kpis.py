@@ -70,7 +70,9 @@ def compute_kpis(
     stream), ``cost_usd`` (``total`` + one per cost stream), ``energy_mwh``,
     ``utilization`` (``gpu``, ``asic``, ``power``), ``sla`` (per workload type:
     ``met_fraction``, ``wait_p50_s``, ``wait_p99_s``, ``count``), ``workloads``,
-    ``curtailment`` (``mwh``, ``hours``), ``per_facility``, ``sim_days``, ``wall_s``.
+    ``scheduling`` (``preemptions``, ``lost_work_gpu_h``, ``rejected_by_reason``),
+    ``fairness`` (``jain``, ``customers``), ``curtailment`` (``mwh``, ``hours``),
+    ``per_facility``, ``sim_days``, ``wall_s``.
     Definitions are in the docstrings of the helpers below.
 
     Raises:
@@ -97,6 +99,8 @@ def compute_kpis(
         "utilization": _utilization(timeseries),
         "sla": _sla(jobs),
         "workloads": _workloads(jobs),
+        "scheduling": _scheduling(jobs),
+        "fairness": _fairness(jobs),
         "curtailment": _curtailment(timeseries, interval_h),
         "per_facility": _per_facility(timeseries),
         "sim_days": _round(sim_days, FRACTION_DIGITS),
@@ -238,6 +242,53 @@ def _workloads(jobs: pl.DataFrame) -> dict[str, int]:
         "queued_at_end": int((status == "queued").sum()),
         "running_at_end": int((status == "running").sum()),
     }
+
+
+def _scheduling(jobs: pl.DataFrame) -> dict[str, Any]:
+    """``preemptions`` (all stops of running jobs), ``lost_work_gpu_h`` (GPU work redone
+    after preemptions [GPU-h]) and ``rejected_by_reason`` (job counts by reason text)."""
+    lost_gpu_s = (jobs["gpus"].cast(pl.Float64) * jobs["lost_work_s"]).sum()
+    reasons = jobs.filter(pl.col("reject_reason").is_not_null())["reject_reason"].value_counts(
+        sort=True
+    )
+    return {
+        "preemptions": int(jobs["preemptions"].sum()),
+        "lost_work_gpu_h": _round(float(lost_gpu_s) / 3600.0, ENERGY_DIGITS),
+        "rejected_by_reason": {
+            str(row["reject_reason"]): int(row["count"]) for row in reasons.iter_rows(named=True)
+        },
+    }
+
+
+FAIR_SHARE_TYPES: tuple[str, ...] = ("ai_inference_batch", "model_training")
+"""Queued GPU work shared between customers by fair queuing (realtime never waits)."""
+
+
+def _fairness(jobs: pl.DataFrame) -> dict[str, Any]:
+    """Jain's index of the GPU work served to customers in saturation (equal weights).
+
+    Over batch inference and training, per customer: demand ``d`` (GPU-seconds of work
+    submitted and not rejected) and service ``x`` (GPU-seconds of useful work done). With
+    ``n`` customers with demand, the equal share is ``sum(x) / n``; customers whose demand
+    reaches it are *saturated* (they wanted at least their share). ``jain`` is
+    ``(sum x)^2 / (m sum x^2)`` over the ``m`` saturated customers: 1 when they received
+    equal service, ``1/m`` when one got everything; null with fewer than two.
+    """
+    rows = jobs.filter(
+        pl.col("type").is_in(list(FAIR_SHARE_TYPES)) & (pl.col("status") != "rejected")
+    )
+    served = rows.group_by("customer").agg(
+        served=(pl.col("gpus").cast(pl.Float64) * pl.col("served_s")).sum(),
+        work_demand=(pl.col("gpus").cast(pl.Float64) * pl.col("work_s")).sum(),
+    )
+    if served.height == 0:
+        return {"jain": None, "customers": 0}
+    share = float(served["served"].sum()) / served.height
+    saturated = served.filter(pl.col("work_demand") >= share)["served"].to_numpy()
+    if saturated.size < 2 or not saturated.sum() > 0:
+        return {"jain": None, "customers": int(saturated.size)}
+    jain = float(saturated.sum() ** 2 / (saturated.size * np.sum(saturated**2)))
+    return {"jain": _round(jain, FRACTION_DIGITS), "customers": int(saturated.size)}
 
 
 # ---------------------------------------------------------------------- helpers

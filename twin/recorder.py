@@ -122,6 +122,7 @@ JOBS_SCHEMA: Mapping[str, pl.DataType] = {
     "type": pl.String(),
     "customer": pl.String(),
     "submit_s": pl.Float64(),
+    "work_s": pl.Float64(),
     "start_s": pl.Float64(),
     "end_s": pl.Float64(),
     "wait_s": pl.Float64(),
@@ -132,11 +133,16 @@ JOBS_SCHEMA: Mapping[str, pl.DataType] = {
     "status": pl.String(),
     "sla_met": pl.Boolean(),
     "preemptions": pl.Int64(),
+    "lost_work_s": pl.Float64(),
+    "served_s": pl.Float64(),
     "revenue_usd": pl.Float64(),
+    "reject_reason": pl.String(),
 }
 """Columns of ``jobs.parquet``. Times in s since scenario start; ``start_s``/``wait_s`` are
 NaN when never started, ``end_s`` NaN when not finished; ``status`` is one of JOB_STATUSES;
-``sla_met`` is null while undecided."""
+``sla_met`` is null while undecided; ``lost_work_s`` is work redone after preemptions
+and ``served_s`` the useful work done by the end of the run [s]; ``reject_reason`` is
+null unless rejected."""
 
 JOB_STATUSES: tuple[str, ...] = ("completed", "rejected", "queued", "running")
 

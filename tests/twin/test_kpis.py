@@ -72,6 +72,7 @@ def make_jobs(n: int = 300, seed: int = 2) -> pl.DataFrame:
             "type": rng.choice(list(WORKLOAD_TYPES[:3]), n),
             "customer": rng.choice(["acme", "globex"], n),
             "submit_s": submit,
+            "work_s": np.full(n, 60.0),
             "start_s": start,
             "end_s": np.where(status == "completed", start + 60.0, np.nan),
             "wait_s": np.where(started, wait, np.nan),
@@ -82,7 +83,10 @@ def make_jobs(n: int = 300, seed: int = 2) -> pl.DataFrame:
             "status": status,
             "sla_met": sla.tolist(),
             "preemptions": rng.choice([0, 0, 0, 1, 2], n),
+            "lost_work_s": rng.choice([0.0, 0.0, 120.0], n),
+            "served_s": np.where(status == "completed", 60.0, 0.0),
             "revenue_usd": rng.uniform(0, 5, n),
+            "reject_reason": [None] * n,
         },
         schema=JOBS_SCHEMA,
     )
@@ -313,3 +317,56 @@ def test_written_totals_always_add_up(amounts: list[float]) -> None:
         cost["total"], sum(v for k, v in cost.items() if k != "total"), abs_tol=1e-6
     )
     assert math.isclose(kpis["net_usd"], revenue["total"] - cost["total"], abs_tol=1e-6)
+
+
+def _fairness_jobs(served_by_customer: dict[str, list[float]], work_s: float) -> pl.DataFrame:
+    """Batch jobs of 1 GPU: one row per served value, each asking for ``work_s``."""
+    rows = [(c, x) for c, values in served_by_customer.items() for x in values]
+    base = make_jobs().row(0, named=True)
+    records = []
+    for i, (customer, served) in enumerate(rows):
+        record = dict(base)
+        record.update(
+            job_id=i,
+            type="ai_inference_batch",
+            customer=customer,
+            status="completed" if served >= work_s else "queued",
+            gpus=1,
+            work_s=work_s,
+            served_s=served,
+            preemptions=0,
+            lost_work_s=0.0,
+            reject_reason=None,
+        )
+        records.append(record)
+    return pl.DataFrame(records, schema=JOBS_SCHEMA)
+
+
+def test_fairness_is_jains_index_over_saturated_customers() -> None:
+    """Equal service to saturated customers gives 1; a customer served twice as much
+    lowers the index to the textbook value; a customer asking for less than its share is
+    left out."""
+    equal = kpis_of(make_rows(), _fairness_jobs({"a": [100.0, 0.0], "b": [100.0, 0.0]}, 100.0))
+    assert equal["fairness"] == {"jain": 1.0, "customers": 2}
+    skewed = kpis_of(make_rows(), _fairness_jobs({"a": [100.0, 100.0], "b": [100.0, 0.0]}, 100.0))
+    x = np.array([200.0, 100.0])
+    assert skewed["fairness"]["jain"] == pytest.approx(x.sum() ** 2 / (2 * np.sum(x**2)), abs=1e-6)
+    small = _fairness_jobs({"a": [100.0, 0.0], "b": [100.0, 0.0], "c": [10.0]}, 100.0)
+    small = small.with_columns(
+        pl.when(pl.col("customer") == "c").then(10.0).otherwise(pl.col("work_s")).alias("work_s")
+    )
+    assert kpis_of(make_rows(), small)["fairness"]["customers"] == 2
+
+
+def test_scheduling_kpis_count_preemptions_lost_work_and_reasons() -> None:
+    """Preemptions are summed, lost work is weighted by GPUs, rejections grouped by reason."""
+    jobs = make_jobs().with_columns(
+        pl.lit(2).alias("preemptions"),
+        pl.lit(3600.0).alias("lost_work_s"),
+        pl.lit(4).cast(pl.Int64).alias("gpus"),
+        pl.lit("no GPU pool of the requested type").alias("reject_reason"),
+    )
+    scheduling = kpis_of(make_rows(), jobs)["scheduling"]
+    assert scheduling["preemptions"] == 2 * jobs.height
+    assert scheduling["lost_work_gpu_h"] == pytest.approx(4.0 * jobs.height)
+    assert scheduling["rejected_by_reason"] == {"no GPU pool of the requested type": jobs.height}

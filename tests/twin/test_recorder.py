@@ -58,6 +58,7 @@ def make_jobs() -> pl.DataFrame:
             "type": ["ai_inference_realtime", "model_training", "ai_inference_batch"],
             "customer": ["acme", "globex", "acme"],
             "submit_s": [0.0, 10.0, 20.0],
+            "work_s": [59.5, 100.0, 50.0],
             "start_s": [0.5, 40.0, float("nan")],
             "end_s": [60.0, float("nan"), float("nan")],
             "wait_s": [0.5, 30.0, float("nan")],
@@ -68,7 +69,10 @@ def make_jobs() -> pl.DataFrame:
             "status": ["completed", "running", "queued"],
             "sla_met": [True, None, None],
             "preemptions": [0, 1, 0],
+            "lost_work_s": [0.0, 30.0, 0.0],
+            "served_s": [59.5, 20.0, 0.0],
             "revenue_usd": [0.05, 12.0, 0.0],
+            "reject_reason": [None, None, None],
         },
         schema=JOBS_SCHEMA,
     )

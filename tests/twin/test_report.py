@@ -43,6 +43,7 @@ def make_jobs(n: int, seed: int = 5) -> pl.DataFrame:
             "type": rng.choice(list(WORKLOAD_TYPES), n),
             "customer": rng.choice(["acme", "globex"], n),
             "submit_s": submit,
+            "work_s": np.full(n, 60.0),
             "start_s": np.where(started, submit + wait, np.nan),
             "end_s": np.full(n, np.nan),
             "wait_s": np.where(started, wait, np.nan),
@@ -53,7 +54,10 @@ def make_jobs(n: int, seed: int = 5) -> pl.DataFrame:
             "status": np.where(started, "running", "queued"),
             "sla_met": rng.choice([True, False, None], n).tolist(),
             "preemptions": np.zeros(n, dtype=np.int64),
+            "lost_work_s": np.zeros(n),
+            "served_s": np.zeros(n),
             "revenue_usd": np.zeros(n),
+            "reject_reason": [None] * n,
         },
         schema=JOBS_SCHEMA,
     )
