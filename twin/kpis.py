@@ -100,7 +100,7 @@ def compute_kpis(
         "sla": _sla(jobs),
         "workloads": _workloads(jobs),
         "scheduling": _scheduling(jobs),
-        "fairness": _fairness(jobs),
+        "fairness": fairness(jobs),
         "curtailment": _curtailment(timeseries, interval_h),
         "per_facility": _per_facility(timeseries),
         "sim_days": _round(sim_days, FRACTION_DIGITS),
@@ -264,7 +264,7 @@ FAIR_SHARE_TYPES: tuple[str, ...] = ("ai_inference_batch", "model_training")
 """Queued GPU work shared between customers by fair queuing (realtime never waits)."""
 
 
-def _fairness(jobs: pl.DataFrame) -> dict[str, Any]:
+def fairness(jobs: pl.DataFrame) -> dict[str, Any]:
     """Jain's index of the GPU work served to customers in saturation (equal weights).
 
     Over batch inference and training, per customer: demand ``d`` (GPU-seconds of work
