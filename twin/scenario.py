@@ -615,6 +615,13 @@ class Scenario(Strict):
             for site in event.facilities or []:
                 if site not in seen:
                     raise ValueError(f"grid event names unknown facility {site!r}")
+        for region, sites in self.scheduling.routing.latency_ms.items():
+            for site in sites:
+                if site not in seen:
+                    raise ValueError(
+                        f"scheduling.routing.latency_ms.{region}.{site}: no such facility "
+                        f"(known: {', '.join(sorted(seen))})"
+                    )
         return self
 
     @property

@@ -36,6 +36,14 @@ UTC_OFFSET_HINT = "needs a UTC offset, e.g. 2024-06-01T00:00:00-05:00"
 # (fixture file, the one problem line it must produce)
 INVALID_CASES = [
     ("cap_not_positive.yaml", "facilities[1].power_cap_mw: must be > 0"),
+    (
+        "facility_region_unknown.yaml",
+        "facilities[0].region: must be one of 'us-central', 'us-east' or 'us-west'",
+    ),
+    (
+        "latency_unknown_facility.yaml",
+        "scheduling.routing.latency_ms.us-east.site-z: no such facility (known: site-a)",
+    ),
     ("unknown_top_level_key.yaml", "colour: unknown field"),
     (
         "unknown_asic_model.yaml",
