@@ -24,8 +24,9 @@ local days with the highest mean price at the settlement point (the stressed par
 month, where policies differ), or the first N days with ``--first-days``.
 
 Prints net and capture vs the oracle per policy per window, then per window the checks
-``mpc >= strike``, ``strike >= always_on`` and ``mpc capture >= 0.95`` as PASS / FAIL
-(SKIP when a policy was not run). It reports; it never fails the process on a check.
+``oracle >= mpc``, ``mpc >= strike``, ``strike >= always_on`` and ``mpc capture >= 0.95``
+as PASS / FAIL (SKIP when a policy was not run). It reports; it never fails the process on
+a check.
 
 Usage: python benchmarks/backtest_real.py [--days-per-window N] [--first-days]
        [--windows aug2023-dam,...] [--policies always_on,...] [--settlement-point SP]
@@ -228,6 +229,7 @@ def checks(policies: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     else:
         capture_outcome = f"{'PASS' if capture >= CAPTURE_TARGET else 'FAIL'} ({capture:.3f})"
     return [
+        ("oracle >= mpc", at_least("oracle", "mpc")),
         ("mpc >= strike", at_least("mpc", "strike")),
         ("strike >= always_on", at_least("strike", "always_on")),
         (f"mpc capture >= {CAPTURE_TARGET}", capture_outcome),
