@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ClassKey = tuple[int, int, float, int]
-"""(workload type code, GPU type index or -1, units asked for [GPUs or TH/s], route group)."""
+ClassKey = tuple[int, int, float, int, int]
+"""(workload type code, GPU type index or -1, units asked for [GPUs or TH/s], route group,
+owning customer or -1 when the customer does not change a job's rank)."""
 
 
 @dataclass(slots=True)
@@ -79,10 +80,12 @@ class WaitingQueues:
         priority: int,
         pools: tuple[int, ...],
         group: int = 0,
+        owner: int = -1,
     ) -> None:
         """Put a job in line with its fair-share ``tag`` (its class is created on first
-        use; ``pools``, in any order, is kept from that first use)."""
-        key = (type_code, gpu_type, units, group)
+        use; ``pools``, in any order, is kept from that first use). ``owner``: the
+        customer, when quotas or guarantees make its jobs rank differently (-1: not)."""
+        key = (type_code, gpu_type, units, group, owner)
         queue = self._classes.get(key)
         if queue is None:
             queue = QueueClass(type_code, gpu_type, units, priority, pools, group, frozenset(pools))
@@ -127,6 +130,11 @@ class WaitingQueues:
     def _forget_min_units(self, queue: QueueClass) -> None:
         for pool in queue.pools:
             self._min_units.pop(pool, None)
+
+    def promote(self, queue: QueueClass, rows: set[int], by: float) -> None:
+        """Move ``rows`` of ``queue`` ahead by lowering their key by ``by`` (urgent jobs)."""
+        queue.heap[:] = [(tag - by if row in rows else tag, row) for tag, row in queue.heap]
+        heapq.heapify(queue.heap)
 
     def nonempty(self) -> list[QueueClass]:
         """Classes with at least one waiting job, in a fixed (creation) order."""

@@ -43,6 +43,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -76,8 +77,40 @@ _PREEMPTS = [spec.priority == 1 and not spec.interruptible for spec in WORKLOAD_
 """Types that may stop lower-priority work to start (realtime inference)."""
 _DEFERRABLE = [spec.has_deadline and spec.interruptible for spec in WORKLOAD_SPECS]
 """Types whose start may move to cheaper intervals within their deadline."""
+_URGENT_PROMOTION = 1e18
+"""Subtracted from the queue key of a job that must start now to meet its deadline."""
 _AGED_FLOOR = 2
 """Aging never lifts a job above this priority number (1 is realtime inference's)."""
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Room promised on one pool to a starving queue head.
+
+    Attributes:
+        row: the job it is for.
+        shadow_s: when enough room will have freed for it [s] (inf: never under the
+            current limit; then nothing is held back).
+        spare: units free at ``shadow_s`` beyond its need, which other work may use for any
+            length of time [GPUs or TH/s].
+    """
+
+    row: int
+    shadow_s: float
+    spare: float
+
+    def fits(self, end_s: float, units: float) -> bool:
+        """Whether work of ``units`` ending at ``end_s`` leaves the promise intact."""
+        return end_s <= self.shadow_s or units <= self.spare + _EPS
+
+    def admit(self, end_s: float, units: float) -> bool:
+        """:meth:`fits`, and if the work only fits in the spare room, take it from there."""
+        if end_s <= self.shadow_s:
+            return True
+        if units <= self.spare + _EPS:
+            self.spare -= units
+            return True
+        return False
 
 
 class SchedulerError(ValueError):
@@ -151,8 +184,8 @@ class Scheduler:
         self._group_of_customer = list(self._routes.group_of_customer) or [0]
         self._deferred = [False] * n
         """Per pool: deferrable work waits this interval (expensive power)."""
-        self._hold = [False] * n
-        """Per pool: a starving queue head is waiting for room; smaller work keeps off."""
+        self._reservation: list[Reservation | None] = [None] * n
+        """Per pool: room promised to a starving queue head (EASY backfilling)."""
         self._interval_s = 0.0
         self._installed_seen: tuple[float, ...] | None = None
         self._largest_tables: tuple[np.ndarray, float] = (np.zeros(2), 0.0)
@@ -184,6 +217,11 @@ class Scheduler:
         """Pools a job of this type, GPU type and customer may run on, most preferred
         first (the order holds for the current interval)."""
         return self._routes.candidates(type_code, gpu_type, self._group(customer))
+
+    def _owner(self, customer: int) -> int:
+        """Queue-class owner of a customer's jobs: the customer when quotas or guarantees
+        rank its jobs apart from others', else -1 (classes shared by all customers)."""
+        return customer if self._fair.tracks_holdings else -1
 
     def _group(self, customer: int) -> int:
         groups = self._group_of_customer
@@ -219,9 +257,12 @@ class Scheduler:
         self._set_limits(limits)
         self._set_conditions(energy_usd_per_gpu_hour, deferred)
         self._interval_s = t1_s - t0_s
+        self._reservation = [None] * len(self.pools)  # limits changed: promise afresh
         self._complete_until(t0_s)
         self._enforce_limits(t0_s)
+        self._promote_urgent(t0_s, t1_s)
         self._drain(t0_s, None)
+        self._retry_waiting_realtime(t0_s)
         self._play_arrivals(t0_s, t1_s)
         self._complete_until(t1_s, before=True)
         self._flush()
@@ -230,6 +271,37 @@ class Scheduler:
         if self.check_invariants:
             self.audit()
         return result
+
+    def _promote_urgent(self, t0_s: float, t1_s: float) -> None:
+        """Move waiting deadline work that must start by the end of the next interval to the
+        front of its class (earliest deadline first among them), so that neither fair-share
+        order nor deferral makes it miss its deadline."""
+        horizon_s = t1_s + 2.0 * (t1_s - t0_s) + self.rules.restore_s
+        jobs = self.jobs
+        for queue in self._queues.nonempty():
+            if not _DEFERRABLE[queue.type_code]:
+                continue
+            rows = np.fromiter((row for _tag, row in queue.heap), np.int64, len(queue.heap))
+            latest_start = jobs.deadline_s[rows] - self._remaining[rows]
+            urgent = rows[latest_start <= horizon_s]
+            if urgent.size:
+                self._queues.promote(queue, set(urgent.tolist()), _URGENT_PROMOTION)
+
+    def _retry_waiting_realtime(self, t_s: float) -> None:
+        """Give realtime jobs that had to wait (every victim was too young to stop) another
+        chance to preempt now."""
+        queues = self._queues
+        for queue in queues.nonempty():
+            if not _PREEMPTS[queue.type_code]:
+                continue
+            candidates = self._routes.candidates(queue.type_code, queue.gpu_type, queue.group)
+            while queue.heap:
+                if self._victims_for(t_s, queue.type_code, queue.units, candidates) is None:
+                    break
+                tag, row = queue.heap[0]
+                queues.pop(queue)
+                customer = int(self._customer_col[row])
+                self._preempt_for(row, t_s, queue.type_code, queue.units, candidates, customer, tag)
 
     def _set_conditions(
         self,
@@ -524,6 +596,7 @@ class Scheduler:
         tags = self._tags
         start = self._start
         blocked = self._blocked
+        owner = self._owner
         for row, t, type_code, gpu_type, need, work_s, usd, checkpoint_s, c, g, deadline in zip(
             rows,
             submit,
@@ -548,7 +621,7 @@ class Scheduler:
             placed = False
             for pool in candidates:
                 if limit[pool] - busy[pool] >= need - _EPS and not blocked(
-                    pool, type_code, t, work_s, deadline
+                    pool, type_code, t, work_s, deadline, need
                 ):
                     start(row, t, pool, type_code, need, work_s, usd, checkpoint_s, c, tag)
                     placed = True
@@ -559,22 +632,45 @@ class Scheduler:
                 row, t, type_code, need, candidates, c, tag
             ):
                 continue
-            queues.push(row, tag, type_code, gpu_type, need, priority, candidates, g)
+            queues.push(row, tag, type_code, gpu_type, need, priority, candidates, g, owner(c))
 
     def _blocked(
-        self, pool: int, type_code: int, t_s: float, remaining_s: float, deadline_s: float
+        self,
+        pool: int,
+        type_code: int,
+        t_s: float,
+        remaining_s: float,
+        deadline_s: float,
+        units: float,
     ) -> bool:
-        """Whether a job may not start on ``pool`` now though it fits: the pool is held for a
-        starving queue head, or deferrable work waits for cheaper power (unless waiting one
-        more interval would miss its deadline)."""
+        """Whether a job may not start on ``pool`` now though it fits: it would delay the
+        start promised to a starving queue head, or deferrable work waits for cheaper
+        power (unless waiting one more interval would miss its deadline)."""
         if _PREEMPTS[type_code]:
             return False
-        if self._hold[pool]:
+        reservation = self._reservation[pool]
+        if reservation is not None and not reservation.admit(t_s + remaining_s, units):
             return True
         if self._deferred[pool] and _DEFERRABLE[type_code]:
             slack_s = deadline_s - t_s - remaining_s - self.rules.restore_s
             return slack_s > 2.0 * self._interval_s
         return False
+
+    def _reserve(self, pool: int, row: int, units: float) -> Reservation:
+        """Promise ``units`` on ``pool`` to job ``row`` at the earliest time the running
+        jobs' ends free them (the shadow time); the units beyond its need then are spare."""
+        room = self._limit[pool] - self._busy[pool]
+        running = self._running
+        ends = sorted(
+            (end_s, held)
+            for end_s, seq, job, where, _type, held, _usd in self._completions
+            if where == pool and running.get(job) == seq
+        )
+        for end_s, held in ends:
+            room += held
+            if room >= units - _EPS:
+                return Reservation(row, end_s, room - units)
+        return Reservation(row, math.inf, 0.0)
 
     # ------------------------------------------------------------------ events
 
@@ -715,21 +811,24 @@ class Scheduler:
     def _drain_pool(self, t_s: float, pool: int) -> None:
         """Start waiting jobs that may run on ``pool`` while one fits there.
 
-        The best-ranked head that fits starts, unless a better-ranked head that does not
-        fit has waited ``starvation_s`` (then the pool is held for it). Deferrable work on a
-        deferred pool starts only when its deadline requires.
+        The best-ranked head that fits starts. When a better-ranked head that does not fit
+        has waited ``starvation_s`` and this is the pool with the most room among its
+        candidates, the pool reserves room for it (EASY backfilling): other work starts
+        only if it ends before the reserved start or uses room the reservation leaves
+        spare. Deferrable work on a deferred pool starts only when its deadline requires.
         """
         queues = self._queues
         classes = queues.classes_for_pool(pool)
         starving_s = self.rules.starvation_s
         submit = self.jobs.submit_s
         deadline = self.jobs.deadline_s
-        self._hold[pool] = False
+        remaining = self._remaining
         while queues.total:
             free = self._limit[pool] - self._busy[pool]
+            reservation = self._reservation[pool]
             chosen = None
             chosen_key: tuple[float, float, int] | None = None
-            blocker_key: tuple[float, float, int] | None = None
+            blocker: tuple[tuple[float, float, int], QueueClass] | None = None
             for queue in classes:
                 if not queue.heap:
                     continue
@@ -737,30 +836,51 @@ class Scheduler:
                 key = self._rank(queue, tag, row, t_s)
                 if free < queue.units - _EPS:
                     if t_s - float(submit[row]) >= starving_s and (
-                        blocker_key is None or key < blocker_key
+                        blocker is None or key < blocker[0]
                     ):
-                        blocker_key = key
+                        blocker = (key, queue)
+                    continue
+                if chosen_key is not None and key >= chosen_key:
+                    continue
+                preempts = _PREEMPTS[queue.type_code]
+                if (
+                    reservation is not None
+                    and not preempts
+                    and reservation.row != row
+                    and not reservation.fits(t_s + float(remaining[row]), queue.units)
+                ):
                     continue
                 if self._deferred[pool] and _DEFERRABLE[queue.type_code]:
                     slack_s = (
-                        float(deadline[row])
-                        - t_s
-                        - float(self._remaining[row])
-                        - self.rules.restore_s
+                        float(deadline[row]) - t_s - float(remaining[row]) - self.rules.restore_s
                     )
                     if slack_s > 2.0 * self._interval_s:
                         continue
-                if chosen_key is None or key < chosen_key:
-                    chosen, chosen_key = queue, key
-            if blocker_key is not None and (chosen_key is None or blocker_key < chosen_key):
-                self._hold[pool] = chosen is None or not _PREEMPTS[chosen.type_code]
-                if self._hold[pool]:
-                    return
+                chosen, chosen_key = queue, key
+            if blocker is None:
+                self._reservation[pool] = reservation = None
+            else:
+                blocker_row = blocker[1].heap[0][1]
+                wanted = reservation is None or reservation.row != blocker_row
+                if wanted and self._most_room(blocker[1].pools) == pool:
+                    self._reservation[pool] = self._reserve(pool, blocker_row, blocker[1].units)
+                    continue  # choose again under the new reservation
             if chosen is None:
                 return
             tag, row = chosen.heap[0]
+            if reservation is not None and not _PREEMPTS[chosen.type_code]:
+                reservation.admit(t_s + float(remaining[row]), chosen.units)
             queues.pop(chosen)
             self._start_waiting(row, t_s, pool, chosen.type_code, chosen.units, tag)
+
+    def _most_room(self, pools: tuple[int, ...]) -> int:
+        """The pool with the most free room now (ties: the first)."""
+        best, best_room = -1, -math.inf
+        for pool in pools:
+            room = self._limit[pool] - self._busy[pool]
+            if room > best_room:
+                best, best_room = pool, room
+        return best
 
     def _start_waiting(
         self, row: int, t_s: float, pool: int, type_code: int, units: float, tag: float
@@ -790,7 +910,36 @@ class Scheduler:
         customer: int,
         tag: float,
     ) -> bool:
-        """Make room for a realtime job by stopping cheaper work; False if impossible.
+        """Make room for a realtime job by stopping cheaper work and start it; False if
+        impossible (see :meth:`_victims_for`)."""
+        found = self._victims_for(t_s, type_code, units, candidates)
+        if found is None:
+            return False
+        pool, chosen = found
+        for victim in chosen:
+            self._preempt(victim, t_s, pool)
+        jobs = self.jobs
+        usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
+        self._start(
+            row,
+            t_s,
+            pool,
+            type_code,
+            units,
+            float(jobs.work_s[row]),
+            usd_per_s,
+            math.inf,
+            customer,
+            tag,
+        )
+        if self._queues.total:
+            self._drain(t_s, pool)
+        return True
+
+    def _victims_for(
+        self, t_s: float, type_code: int, units: float, candidates: tuple[int, ...]
+    ) -> tuple[int, list[int]] | None:
+        """The pool and the jobs to stop there so that ``units`` fit, or None.
 
         The pool is the one holding the cheapest single victim that frees enough room; if no
         single job frees enough anywhere, the first pool (in candidate order) whose cheapest
@@ -819,27 +968,8 @@ class Scheduler:
                     best = ((0, 0.0, 0), pool, rows[:count].tolist())
                     break
         if best is None:
-            return False
-        _key, pool, chosen = best
-        for victim in chosen:
-            self._preempt(victim, t_s, pool)
-        jobs = self.jobs
-        usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
-        self._start(
-            row,
-            t_s,
-            pool,
-            type_code,
-            units,
-            float(jobs.work_s[row]),
-            usd_per_s,
-            math.inf,
-            customer,
-            tag,
-        )
-        if self._queues.total:
-            self._drain(t_s, pool)
-        return True
+            return None
+        return best[1], best[2]
 
     def _preempt(self, row: int, t_s: float, pool: int) -> None:
         """Stop a running interruptible job at ``t_s`` and put it back in line."""
@@ -881,6 +1011,7 @@ class Scheduler:
             int(PRIORITY_BY_CODE[type_code]),
             self._routes.candidates(type_code, gpu_type, group),
             group,
+            self._owner(customer),
         )
 
     def _flush(self) -> None:

@@ -70,7 +70,7 @@ SECTIONS: Mapping[str, str] = {
     "power": "Power by use",
     "price": "Price and curtailment",
     "money": "Revenue and cost",
-    "queue": "Queue and SLA",
+    "queue": "Queue, SLA and customers",
 }
 """Section anchor -> heading, in report order."""
 
@@ -82,6 +82,7 @@ FIGURE_IDS: tuple[str, ...] = (
     "fig-queue",
     "fig-wait-distribution",
     "fig-sla-met",
+    "fig-customer-service",
 )
 """The div id of every figure, in report order (one plotly div each)."""
 
@@ -139,12 +140,17 @@ def read_run(run_dir: Path) -> RunFiles:
     metadata = _read_mapping(run_dir / METADATA_FILE, yaml.safe_load)
     kpis = _read_mapping(run_dir / KPIS_FILE, json.loads)
     timeseries = _read_parquet(run_dir / TIMESERIES_FILE, None)
-    jobs = _read_parquet(run_dir / JOBS_FILE, ["type", "start_s", "wait_s"])
+    jobs = _read_parquet(
+        run_dir / JOBS_FILE,
+        ["type", "start_s", "wait_s", "customer", "gpus", "work_s", "served_s", "status"],
+    )
     return RunFiles(metadata, kpis, timeseries, jobs)
 
 
 def render_report(run: RunFiles) -> str:
     """The complete HTML page of a run."""
+    from twin.report_customers import customer_service_figure  # uses this module's helpers
+
     grid = TimeGrid.from_run(run)
     figures = {
         "fig-power-stack": power_figure(run.timeseries, grid),
@@ -154,6 +160,7 @@ def render_report(run: RunFiles) -> str:
         "fig-queue": queue_figure(run.timeseries, grid),
         "fig-wait-distribution": wait_distribution_figure(run.jobs),
         "fig-sla-met": sla_figure(run.kpis),
+        "fig-customer-service": customer_service_figure(run.jobs, run.kpis),
     }
     divs = {}
     for position, figure_id in enumerate(FIGURE_IDS):
@@ -176,7 +183,11 @@ def render_report(run: RunFiles) -> str:
         _section("money", divs["fig-revenue-cost"]),
         _section(
             "queue",
-            divs["fig-queue"] + divs["fig-wait-distribution"] + divs["fig-sla-met"],
+            divs["fig-queue"]
+            + divs["fig-wait-distribution"]
+            + divs["fig-sla-met"]
+            + _scheduling_html(run.kpis)
+            + divs["fig-customer-service"],
         ),
     ]
     title = html.escape(str(run.metadata.get("name", "run")))
@@ -683,6 +694,18 @@ def _scenario_dates(scenario: Mapping[str, Any]) -> tuple[str, str]:
     end = parsed + timedelta(days=float(days)) if isinstance(days, int | float) else None
     end_text = end.strftime("%Y-%m-%d %H:%M") if end else "?"
     return parsed.strftime("%Y-%m-%d %H:%M"), end_text
+
+
+def _scheduling_html(kpis: Mapping[str, Any]) -> str:
+    """One line of scheduling figures: preemptions, lost GPU work, rejections."""
+    scheduling = kpis.get("scheduling") or {}
+    rejected = scheduling.get("rejected_by_reason") or {}
+    reasons = "; ".join(f"{html.escape(str(k))}: {v}" for k, v in rejected.items()) or "none"
+    return (
+        f"<p>Preemptions: {scheduling.get('preemptions', 0)}; GPU work redone after "
+        f"preemptions: {format_number(scheduling.get('lost_work_gpu_h'), 1)} GPU-h; "
+        f"rejected: {reasons}.</p>"
+    )
 
 
 def _summary_html(kpis: Mapping[str, Any]) -> str:

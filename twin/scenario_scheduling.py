@@ -85,14 +85,17 @@ class Scheduling(_Strict):
 
     ``aging_s``: a waiting job gains one priority level per ``aging_s`` of waiting (never
     reaching realtime inference's level). ``starvation_s``: once the head of a queue has
-    waited this long, smaller jobs stop backfilling past it on the pools it can use, so a
-    large gang gets its room. ``min_runtime_s``: a job (re)started less than this long ago
+    waited this long, the pool with the most room among its candidates reserves room for
+    it at the earliest time running jobs free enough (EASY backfilling: other work starts
+    there only if it ends before then or uses room left spare), so a large gang cannot
+    starve. Reserving sooner bounds gang waits more tightly but idles room that smaller
+    deadline work could use. ``min_runtime_s``: a job (re)started less than this long ago
     is not preempted for realtime inference (no thrashing). ``restore_s``: time to restore
     a checkpoint when a preempted job resumes, added to its remaining run time [s].
     """
 
     aging_s: float = Field(1800.0, gt=0)
-    starvation_s: float = Field(7200.0, gt=0)
+    starvation_s: float = Field(86400.0, gt=0)
     min_runtime_s: float = Field(600.0, ge=0)
     restore_s: float = Field(60.0, ge=0)
     fair_share: FairShare = FairShare()

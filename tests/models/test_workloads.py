@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from models.job_table import GPU_TYPE_ABSENT, REJECT_REASONS
 from models.workloads import (
     BATCH,
     COMPLETED,
@@ -26,6 +27,7 @@ from models.workloads import (
     WorkloadGenerator,
     make_customers,
 )
+from twin.recorder import JOBS_SCHEMA
 from twin.scenario import WORKLOAD_TYPES, SizeChoice, WorkloadDemand, Workloads
 
 START = datetime(2024, 6, 1, tzinfo=UTC)
@@ -187,6 +189,7 @@ def test_sla_met_by_type_and_state():
         )
     )
     table.status[:] = [COMPLETED, REJECTED, COMPLETED, COMPLETED, RUNNING, RUNNING]
+    table.reject_reason[1] = GPU_TYPE_ABSENT
     table.start_s[:] = [0.05, np.nan, 0.0, 0.0, 0.0, 61.0]
     table.end_s[:] = [60.0, np.nan, 150.0, 400.0, np.nan, np.nan]
     frame = table.to_polars(
@@ -197,23 +200,8 @@ def test_sla_met_by_type_and_state():
     assert frame["status"].to_list()[1] == "rejected"
     assert frame["gpu_type"].null_count() == 6
     assert frame["wait_s"][0] == 0.05 and np.isnan(frame["wait_s"][1])
-    assert frame.columns == [
-        "job_id",
-        "type",
-        "customer",
-        "submit_s",
-        "start_s",
-        "end_s",
-        "wait_s",
-        "facility_id",
-        "gpu_type",
-        "gpus",
-        "hashrate_ths",
-        "status",
-        "sla_met",
-        "preemptions",
-        "revenue_usd",
-    ]
+    assert frame.columns == list(JOBS_SCHEMA)
+    assert frame["reject_reason"].to_list()[:2] == [None, REJECT_REASONS[GPU_TYPE_ABSENT]]
     assert frame.schema["customer"] == pl.String and frame.schema["gpus"] == pl.Int64
 
 

@@ -228,3 +228,33 @@ def test_choose_bin_s(interval_s: float, span_s: float, max_points: int, expecte
     bin_s = choose_bin_s(interval_s, span_s, max_points)
     assert bin_s == expected
     assert span_s / bin_s <= max_points
+
+
+def test_customer_service_figure_shows_asked_and_received_per_customer() -> None:
+    """Bars of GPU-hours asked for and received per customer, largest first, with the
+    fairness index in the title; realtime and rejected jobs are left out."""
+    from twin.report_customers import customer_service_figure
+
+    jobs = pl.DataFrame(
+        {
+            "type": [
+                "ai_inference_batch",
+                "model_training",
+                "ai_inference_batch",
+                "ai_inference_realtime",
+                "ai_inference_batch",
+            ],
+            "customer": ["small", "big", "big", "big", "small"],
+            "gpus": [1, 8, 2, 1, 4],
+            "work_s": [3600.0, 3600.0, 1800.0, 60.0, 3600.0],
+            "served_s": [3600.0, 1800.0, 1800.0, 60.0, 0.0],
+            "status": ["completed", "running", "completed", "completed", "rejected"],
+        }
+    )
+    kpis = {"fairness": {"jain": 0.97, "customers": 2}}
+    figure = customer_service_figure(jobs, kpis)
+    asked, received = figure.data
+    assert list(asked.x) == ["big", "small"]
+    assert list(asked.y) == pytest.approx([8 * 1.0 + 2 * 0.5, 1.0])
+    assert list(received.y) == pytest.approx([8 * 0.5 + 2 * 0.5, 1.0])
+    assert "0.970" in figure.layout.title.text
