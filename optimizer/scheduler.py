@@ -857,8 +857,10 @@ class Scheduler:
                     if slack_s > 2.0 * self._interval_s:
                         continue
                 chosen, chosen_key = queue, key
-            if blocker is None:
-                self._reservation[pool] = reservation = None
+            if blocker is None or (chosen_key is not None and chosen_key < blocker[0]):
+                if reservation is not None:  # stale, or outranked: choose again without it
+                    self._reservation[pool] = None
+                    continue
             else:
                 blocker_row = blocker[1].heap[0][1]
                 wanted = reservation is None or reservation.row != blocker_row

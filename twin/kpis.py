@@ -71,7 +71,7 @@ def compute_kpis(
     ``utilization`` (``gpu``, ``asic``, ``power``), ``sla`` (per workload type:
     ``met_fraction``, ``wait_p50_s``, ``wait_p99_s``, ``count``), ``workloads``,
     ``scheduling`` (``preemptions``, ``lost_work_gpu_h``, ``rejected_by_reason``),
-    ``fairness`` (``jain``, ``customers``), ``curtailment`` (``mwh``, ``hours``),
+    ``fairness`` (``jain``, ``customers``, ``saturated``), ``curtailment`` (``mwh``, ``hours``),
     ``per_facility``, ``sim_days``, ``wall_s``.
     Definitions are in the docstrings of the helpers below.
 
@@ -265,30 +265,55 @@ FAIR_SHARE_TYPES: tuple[str, ...] = ("ai_inference_batch", "model_training")
 
 
 def fairness(jobs: pl.DataFrame) -> dict[str, Any]:
-    """Jain's index of the GPU work served to customers in saturation (equal weights).
+    """Jain's index of the GPU work customers received against their max-min fair share.
 
     Over batch inference and training, per customer: demand ``d`` (GPU-seconds of work
-    submitted and not rejected) and service ``x`` (GPU-seconds of useful work done). With
-    ``n`` customers with demand, the equal share is ``sum(x) / n``; customers whose demand
-    reaches it are *saturated* (they wanted at least their share). ``jain`` is
-    ``(sum x)^2 / (m sum x^2)`` over the ``m`` saturated customers: 1 when they received
-    equal service, ``1/m`` when one got everything; null with fewer than two.
+    submitted and not rejected) and service ``x`` (GPU-seconds of useful work done). The
+    fair share of the work done, ``S = sum(x)``, is the max-min (water-filling) allocation
+    ``a = min(d, L)`` with the level ``L`` such that ``sum(a) = S``: customers who asked for
+    less than ``L`` are owed what they asked, the others (*saturated*) ``L`` each. ``jain``
+    is Jain's index of ``x / a`` over customers with demand — 1 when every customer got its
+    fair share, ``1/n`` when one got everything — and ``saturated`` counts the customers
+    capped at ``L``. Null with fewer than two customers.
     """
     rows = jobs.filter(
         pl.col("type").is_in(list(FAIR_SHARE_TYPES)) & (pl.col("status") != "rejected")
     )
-    served = rows.group_by("customer").agg(
+    per_customer = rows.group_by("customer").agg(
         served=(pl.col("gpus").cast(pl.Float64) * pl.col("served_s")).sum(),
-        work_demand=(pl.col("gpus").cast(pl.Float64) * pl.col("work_s")).sum(),
+        demand=(pl.col("gpus").cast(pl.Float64) * pl.col("work_s")).sum(),
     )
-    if served.height == 0:
-        return {"jain": None, "customers": 0}
-    share = float(served["served"].sum()) / served.height
-    saturated = served.filter(pl.col("work_demand") >= share)["served"].to_numpy()
-    if saturated.size < 2 or not saturated.sum() > 0:
-        return {"jain": None, "customers": int(saturated.size)}
-    jain = float(saturated.sum() ** 2 / (saturated.size * np.sum(saturated**2)))
-    return {"jain": _round(jain, FRACTION_DIGITS), "customers": int(saturated.size)}
+    per_customer = per_customer.filter(pl.col("demand") > 0)
+    if per_customer.height < 2:
+        return {"jain": None, "customers": per_customer.height, "saturated": 0}
+    served = per_customer["served"].to_numpy()
+    demand = per_customer["demand"].to_numpy()
+    share = max_min_shares(demand, float(served.sum()))
+    ratio = np.divide(served, share, out=np.ones_like(served), where=share > 0)
+    jain = float(ratio.sum() ** 2 / (ratio.size * np.sum(ratio**2)))
+    saturated = int(np.sum(share < demand * (1.0 - 1e-9)))
+    return {
+        "jain": _round(jain, FRACTION_DIGITS),
+        "customers": int(ratio.size),
+        "saturated": saturated,
+    }
+
+
+def max_min_shares(demand: np.ndarray, total: float) -> np.ndarray:
+    """Max-min fair split of ``total`` among ``demand`` (water-filling): ``min(d, L)`` with
+    ``sum = min(total, sum(demand))`` [same unit as the inputs]."""
+    order = np.sort(demand)
+    remaining = min(total, float(order.sum()))
+    count = order.size
+    level = 0.0
+    for index, value in enumerate(order):
+        if value * (count - index) >= remaining:
+            level = remaining / (count - index)
+            break
+        remaining -= value
+    else:
+        level = float(order[-1])
+    return np.minimum(demand, level)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.kpis import KpiError, compute_kpis, dump_kpis, kpis_json, kpis_without_wall
+from twin.kpis import (
+    KpiError,
+    compute_kpis,
+    dump_kpis,
+    kpis_json,
+    kpis_without_wall,
+    max_min_shares,
+)
 from twin.recorder import (
     COST_COLUMNS,
     JOBS_SCHEMA,
@@ -342,20 +349,31 @@ def _fairness_jobs(served_by_customer: dict[str, list[float]], work_s: float) ->
     return pl.DataFrame(records, schema=JOBS_SCHEMA)
 
 
-def test_fairness_is_jains_index_over_saturated_customers() -> None:
-    """Equal service to saturated customers gives 1; a customer served twice as much
-    lowers the index to the textbook value; a customer asking for less than its share is
-    left out."""
+def test_fairness_is_jains_index_against_max_min_fair_shares() -> None:
+    """Equal service to equally hungry customers gives 1; one served twice the other gives
+    the textbook value against equal shares; a customer that asked for little and got it
+    counts as fairly served; everyone served in full is fair whatever the demands."""
     equal = kpis_of(make_rows(), _fairness_jobs({"a": [100.0, 0.0], "b": [100.0, 0.0]}, 100.0))
-    assert equal["fairness"] == {"jain": 1.0, "customers": 2}
+    assert equal["fairness"] == {"jain": 1.0, "customers": 2, "saturated": 2}
     skewed = kpis_of(make_rows(), _fairness_jobs({"a": [100.0, 100.0], "b": [100.0, 0.0]}, 100.0))
-    x = np.array([200.0, 100.0])
-    assert skewed["fairness"]["jain"] == pytest.approx(x.sum() ** 2 / (2 * np.sum(x**2)), abs=1e-6)
+    ratio = np.array([200.0, 100.0]) / 150.0
+    assert skewed["fairness"]["jain"] == pytest.approx(
+        ratio.sum() ** 2 / (2 * np.sum(ratio**2)), abs=1e-6
+    )
     small = _fairness_jobs({"a": [100.0, 0.0], "b": [100.0, 0.0], "c": [10.0]}, 100.0)
     small = small.with_columns(
         pl.when(pl.col("customer") == "c").then(10.0).otherwise(pl.col("work_s")).alias("work_s")
     )
-    assert kpis_of(make_rows(), small)["fairness"]["customers"] == 2
+    assert kpis_of(make_rows(), small)["fairness"] == {"jain": 1.0, "customers": 3, "saturated": 2}
+    served_in_full = _fairness_jobs({"a": [100.0] * 5, "b": [100.0]}, 100.0)
+    assert kpis_of(make_rows(), served_in_full)["fairness"]["jain"] == 1.0
+
+
+def test_max_min_shares_fill_small_demands_first() -> None:
+    """Water-filling: demands below the level are met, the rest split the remainder."""
+    shares = max_min_shares(np.array([10.0, 200.0, 50.0, 200.0]), 250.0)
+    assert shares.tolist() == pytest.approx([10.0, 95.0, 50.0, 95.0])
+    assert max_min_shares(np.array([1.0, 2.0]), 10.0).tolist() == [1.0, 2.0]
 
 
 def test_scheduling_kpis_count_preemptions_lost_work_and_reasons() -> None:
