@@ -130,6 +130,36 @@ def test_backlogged_customers_get_equal_service_whatever_their_submission_rate()
     assert served[0] / served.sum() < 0.35  # its share of submissions is 4/7
 
 
+def _steady_saturation(starvation_s: float) -> JobTable:
+    """Four equal-weight customers submit 1-GPU batch jobs steadily for 8 h at rates
+    1:2:3:4, twice what one 8-GPU pool serves, so the heavy customers' jobs wait for hours
+    by fair share while light customers' fresh jobs keep arriving."""
+    rng = np.random.default_rng(7)
+    arrivals = []
+    for owner, rate_per_s in enumerate(np.array([1, 2, 3, 4]) / 10 * 2 * 8 / 600.0):
+        times = rng.uniform(0.0, 8 * 3600.0, rng.poisson(rate_per_s * 8 * 3600.0))
+        arrivals += [(float(t), owner) for t in times]
+    arrivals.sort()
+    jobs = table_of(*(batch(customer=c, submit_s=t, work_s=600.0) for t, c in arrivals))
+    rules = Scheduling(starvation_s=starvation_s)
+    scheduler = Scheduler([site_pool(8)], jobs, [customer(i) for i in range(4)], True, rules=rules)
+    run_until(scheduler, 8 * 3600.0)
+    return jobs
+
+
+def test_waiting_by_fair_share_is_not_starvation():
+    """A heavy customer's job that waits hours because of fair share may trigger the
+    starvation rule, but promising it room must not idle a GPU or change who is served:
+    the starts are the same as with the rule off, and service stays fair."""
+    with_rule = _steady_saturation(starvation_s=1800.0)
+    without = _steady_saturation(starvation_s=1e12)
+    assert np.nanmax(with_rule.start_s - with_rule.submit_s) > 1800.0  # the rule was in play
+    np.testing.assert_array_equal(with_rule.start_s, without.start_s)
+    served = gpu_seconds_by_customer(with_rule, 4, 3600.0, 8 * 3600.0)
+    assert served[0] < served[3]  # the light customer asked for less than a quarter
+    assert jain_index(served[1:]) >= 0.95
+
+
 def test_demand_weights_give_backlogged_customers_service_in_proportion():
     """With ``weights="demand"`` customers weighted 0.4 / 0.3 / 0.2 / 0.1 who all keep the
     pool saturated are served in those proportions (after the first round, which is placed
