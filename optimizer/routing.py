@@ -27,8 +27,9 @@ import numpy as np
 
 from models.customers import Customer
 from models.job_table import GPU_TYPE_ABSENT, LATENCY_UNMET, RESIDENCY_UNMET
-from models.workload_types import MINING, REALTIME
+from models.workload_types import MINING, REALTIME, TYPE_COUNT, WORKLOAD_SPECS
 from optimizer.pools import Pool
+from twin.scenario import Workloads
 from twin.scenario_scheduling import REGIONS, Routing
 
 RouteKey = tuple[int, int, int]
@@ -189,3 +190,21 @@ class RouteTable:
             return (self._energy[i] + (per_gpu_hour if off[i] else 0.0), latency[i], i)
 
         return tuple(sorted(eligible, key=cost))
+
+
+def routing_inputs(workloads: Workloads | None) -> tuple[list[float], list[float]]:
+    """Data per job [GB] and GPU-hours of a typical job [GPU-h], per type code."""
+    data_gb = [0.0] * TYPE_COUNT
+    gpu_hours = [1.0] * TYPE_COUNT
+    if workloads is None:
+        return data_gb, gpu_hours
+    for spec in WORKLOAD_SPECS:
+        demand = workloads.demand.get(spec.name)  # type: ignore[call-overload]
+        if demand is None:
+            continue
+        data_gb[spec.code] = float(demand.data_gb)
+        sizes = np.asarray(demand.gpus.values, dtype=float)
+        weights = np.asarray(demand.gpus.weights or [1.0] * sizes.size, dtype=float)
+        mean_gpus = float(sizes @ weights / weights.sum())
+        gpu_hours[spec.code] = mean_gpus * demand.duration_median_s / 3600.0
+    return data_gb, gpu_hours

@@ -43,7 +43,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,7 +62,8 @@ from optimizer.fair_share import FairShare
 from optimizer.interval_result import IntervalResult
 from optimizer.job_queues import QueueClass, WaitingQueues
 from optimizer.pools import Pool
-from optimizer.routing import RouteTable
+from optimizer.reservation import Reservation, reserve
+from optimizer.routing import RouteTable, routing_inputs
 from optimizer.running_set import RunningSet, VictimKey
 from twin.scenario import Workloads
 from twin.scenario_scheduling import Scheduling
@@ -81,36 +81,6 @@ _URGENT_PROMOTION = 1e18
 """Subtracted from the queue key of a job that must start now to meet its deadline."""
 _AGED_FLOOR = 2
 """Aging never lifts a job above this priority number (1 is realtime inference's)."""
-
-
-@dataclass(slots=True)
-class Reservation:
-    """Room promised on one pool to a starving queue head.
-
-    Attributes:
-        row: the job it is for.
-        shadow_s: when enough room will have freed for it [s] (inf: never under the
-            current limit; then nothing is held back).
-        spare: units free at ``shadow_s`` beyond its need, which other work may use for any
-            length of time [GPUs or TH/s].
-    """
-
-    row: int
-    shadow_s: float
-    spare: float
-
-    def fits(self, end_s: float, units: float) -> bool:
-        """Whether work of ``units`` ending at ``end_s`` leaves the promise intact."""
-        return end_s <= self.shadow_s or units <= self.spare + _EPS
-
-    def admit(self, end_s: float, units: float) -> bool:
-        """:meth:`fits`, and if the work only fits in the spare room, take it from there."""
-        if end_s <= self.shadow_s:
-            return True
-        if units <= self.spare + _EPS:
-            self.spare -= units
-            return True
-        return False
 
 
 class SchedulerError(ValueError):
@@ -177,7 +147,7 @@ class Scheduler:
         self._fair = FairShare(self.customers, self.rules.fair_share)
         self._tags: dict[int, float] = {}
         """Fair-share start tag of each interruptible job waiting or running."""
-        data_gb, gpu_hours = _routing_inputs(workloads)
+        data_gb, gpu_hours = routing_inputs(workloads)
         self._routes = RouteTable(
             self.pools, self.customers, self.rules.routing, data_gb, gpu_hours
         )
@@ -300,8 +270,7 @@ class Scheduler:
                     break
                 tag, row = queue.heap[0]
                 queues.pop(queue)
-                customer = int(self._customer_col[row])
-                self._preempt_for(row, t_s, queue.type_code, queue.units, candidates, customer, tag)
+                self._preempt_for(row, t_s, queue.type_code, queue.units, candidates, tag)
 
     def _set_conditions(
         self,
@@ -628,9 +597,7 @@ class Scheduler:
                     break
             if placed:
                 continue
-            if _PREEMPTS[type_code] and self._preempt_for(
-                row, t, type_code, need, candidates, c, tag
-            ):
+            if _PREEMPTS[type_code] and self._preempt_for(row, t, type_code, need, candidates, tag):
                 continue
             queues.push(row, tag, type_code, gpu_type, need, priority, candidates, g, owner(c))
 
@@ -657,20 +624,14 @@ class Scheduler:
         return False
 
     def _reserve(self, pool: int, row: int, units: float) -> Reservation:
-        """Promise ``units`` on ``pool`` to job ``row`` at the earliest time the running
-        jobs' ends free them (the shadow time); the units beyond its need then are spare."""
-        room = self._limit[pool] - self._busy[pool]
+        """Promise ``units`` on ``pool`` to job ``row`` (see optimizer.reservation)."""
         running = self._running
-        ends = sorted(
+        ends = (
             (end_s, held)
             for end_s, seq, job, where, _type, held, _usd in self._completions
             if where == pool and running.get(job) == seq
         )
-        for end_s, held in ends:
-            room += held
-            if room >= units - _EPS:
-                return Reservation(row, end_s, room - units)
-        return Reservation(row, math.inf, 0.0)
+        return reserve(row, units, self._limit[pool] - self._busy[pool], ends)
 
     # ------------------------------------------------------------------ events
 
@@ -909,7 +870,6 @@ class Scheduler:
         type_code: int,
         units: float,
         candidates: tuple[int, ...],
-        customer: int,
         tag: float,
     ) -> bool:
         """Make room for a realtime job by stopping cheaper work and start it; False if
@@ -920,20 +880,7 @@ class Scheduler:
         pool, chosen = found
         for victim in chosen:
             self._preempt(victim, t_s, pool)
-        jobs = self.jobs
-        usd_per_s = float(jobs.gpus[row]) * float(jobs.price_usd_per_gpu_hour[row]) / 3600.0
-        self._start(
-            row,
-            t_s,
-            pool,
-            type_code,
-            units,
-            float(jobs.work_s[row]),
-            usd_per_s,
-            math.inf,
-            customer,
-            tag,
-        )
+        self._start_waiting(row, t_s, pool, type_code, units, tag)
         if self._queues.total:
             self._drain(t_s, pool)
         return True
@@ -1067,21 +1014,3 @@ class Scheduler:
             queued_jobs_by_type=np.array(queues.jobs_by_type, dtype=np.int64),
             queued_units_by_type=np.array(queues.units_by_type),
         )
-
-
-def _routing_inputs(workloads: Workloads | None) -> tuple[list[float], list[float]]:
-    """Data per job [GB] and GPU-hours of a typical job [GPU-h], per type code."""
-    data_gb = [0.0] * TYPE_COUNT
-    gpu_hours = [1.0] * TYPE_COUNT
-    if workloads is None:
-        return data_gb, gpu_hours
-    for spec in WORKLOAD_SPECS:
-        demand = workloads.demand.get(spec.name)  # type: ignore[call-overload]
-        if demand is None:
-            continue
-        data_gb[spec.code] = float(demand.data_gb)
-        sizes = np.asarray(demand.gpus.values, dtype=float)
-        weights = np.asarray(demand.gpus.weights or [1.0] * sizes.size, dtype=float)
-        mean_gpus = float(sizes @ weights / weights.sum())
-        gpu_hours[spec.code] = mean_gpus * demand.duration_median_s / 3600.0
-    return data_gb, gpu_hours
