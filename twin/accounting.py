@@ -10,6 +10,8 @@ the row of revenue, cost and energy columns the recorder stores. Conventions:
 * energy cost and resale follow the contract (models.facility.settle_energy);
 * 4CP: in a 4CP interval the facility accrues ``rate_usd_per_kw_year / 4`` per kW of its
   draw, pro rata over the 15-minute peak window;
+* data transfer: moving a job's data into the facility from another region, at the
+  routing's USD/GB;
 * demand response: during a grid event the facility is paid for the flexible load it shed
   (up to the requested share) and pays the same rate for any shortfall as a penalty.
 """
@@ -54,6 +56,8 @@ class IntervalInputs:
     four_cp_rate_usd_per_kw_year: float
     ancillary_offer_mw: float = 0.0
     ancillary_price_usd_per_mw_h: float = 0.0
+    data_transfer_usd: float = 0.0
+    """Moving job data into the facility from other regions [USD]."""
 
 
 def settle_interval(x: IntervalInputs) -> dict[str, float]:
@@ -96,4 +100,5 @@ def settle_interval(x: IntervalInputs) -> dict[str, float]:
         "cost_energy_usd": energy.cost_energy_usd,
         "cost_transmission_4cp_usd": four_cp_cost,
         "cost_penalties_usd": penalty,
+        "cost_data_transfer_usd": x.data_transfer_usd,
     }

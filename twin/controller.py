@@ -154,6 +154,7 @@ class Controller:
         """Cell ``facility * TYPE_COUNT + type`` of each (scheduler pool, type) [-]."""
         self._pue_mining, self._pue_ai = _pue_tables(self.facilities, world.ambient_c)
         self._four_cp_rate_usd_per_kw_year = scenario.grid.four_cp.rate_usd_per_kw_year
+        self._transfer_usd_per_gb = scenario.scheduling.routing.transfer_usd_per_gb
         self._asic_state_counts = _asic_counter(asic_driver, len(self.facilities))
         self._gpu_failed_counts = _gpu_failure_counter(gpu_driver, len(self.facilities))
         self._class_cache: dict[int, tuple[list[list[int]], tuple[AsicClassState, ...]]] = {}
@@ -412,6 +413,11 @@ class Controller:
             minlength=n_facilities,
         )
         spot_by_facility, spot_usd_per_gpu_hour = self._spot_by_facility(snapshot, spot)
+        transfer_gb = np.bincount(
+            self._pool_type_cell[:, 0] // TYPE_COUNT,
+            weights=result.transfer_gb,
+            minlength=n_facilities,
+        )
         return _FacilityStepTotals(
             asic_it_mw=(asic_step.mean_power_kw.sum(axis=1) / 1000.0).tolist(),
             hashrate_ths=asic_step.mean_hashrate_ths.sum(axis=1).tolist(),
@@ -426,6 +432,7 @@ class Controller:
             spot_gpus=spot_by_facility,
             spot_usd_per_gpu_hour=spot_usd_per_gpu_hour,
             queued_jobs=float(result.queued_jobs),
+            transfer_gb=transfer_gb.tolist(),
         )
 
     def _facility_row(
@@ -466,6 +473,7 @@ class Controller:
             four_cp_rate_usd_per_kw_year=self._four_cp_rate_usd_per_kw_year,
             ancillary_offer_mw=offer_mw,
             ancillary_price_usd_per_mw_h=offer_price,
+            data_transfer_usd=totals.transfer_gb[f] * self._transfer_usd_per_gb,
         )
         row = settle_interval(inputs)
         row.update(
@@ -580,6 +588,8 @@ class _FacilityStepTotals:
     spot_gpus: list[float]
     spot_usd_per_gpu_hour: list[float]
     queued_jobs: float
+    transfer_gb: list[float]
+    """Job data moved into each facility from other regions [GB]."""
 
 
 def _pool_maps(world: World) -> list[_PoolMap]:

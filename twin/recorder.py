@@ -58,7 +58,7 @@ REVENUE_STREAMS: tuple[str, ...] = (
 )
 """Revenue streams; stream ``s`` accrues in column ``revenue_<s>_usd`` (REVENUE_COLUMNS)."""
 
-COST_STREAMS: tuple[str, ...] = ("energy", "transmission_4cp", "penalties")
+COST_STREAMS: tuple[str, ...] = ("energy", "transmission_4cp", "penalties", "data_transfer")
 """Cost streams; stream ``s`` accrues in column ``cost_<s>_usd`` (COST_COLUMNS)."""
 
 REVENUE_COLUMNS: Mapping[str, str] = {s: f"revenue_{s}_usd" for s in REVENUE_STREAMS}
