@@ -89,3 +89,25 @@ def test_demand_response_pays_shed_load_and_penalises_shortfall() -> None:
     row = settle_interval(ignored)
     assert row["revenue_demand_response_usd"] == 0.0
     assert row["cost_penalties_usd"] == pytest.approx(11.0 * 0.25 * 1000.0)
+
+
+def test_data_transfer_cost_scales_with_the_routing_price() -> None:
+    """In a twin run, moving batch and training data to out-of-region sites costs exactly in
+    proportion to ``transfer_usd_per_gb`` (same seed, same routing, same jobs)."""
+    from pathlib import Path
+
+    from twin.engine import build
+    from twin.scenario import load_scenario
+
+    baseline = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.yaml"
+
+    def transfer_cost(usd_per_gb: float) -> float:
+        scenario = load_scenario(
+            baseline,
+            {"duration_days": 0.5, "scheduling.routing.transfer_usd_per_gb": usd_per_gb},
+        )
+        return float(build(scenario).run().timeseries["cost_data_transfer_usd"].sum())
+
+    cheap, dear = transfer_cost(0.01), transfer_cost(0.03)
+    assert cheap > 0.0
+    assert dear == pytest.approx(3.0 * cheap, rel=1e-9)
