@@ -264,6 +264,16 @@ class PolicyContext:
     four_cp_rate_usd_per_kw_year: float = 55.0
 
 
+MPC_RESOLVE_EVERY = 3
+"""Default re-solve period of ``mpc`` [intervals] (sooner on a grid request, 4CP flag,
+device count or price octave change)."""
+ORACLE_RESOLVE_EVERY = 1
+"""The oracle re-solves every interval: it is the bound, not a live controller."""
+ORACLE_MIP_GAP = 1e-6
+"""The oracle's relative MIP gap: tight, so that solver tolerance does not let a policy
+appear to beat the bound [-]."""
+
+
 def make_policy(name: str, params: dict[str, Any], context: PolicyContext | None = None) -> Policy:
     """Build a policy by name with its parameters (as validated by the scenario schema)."""
     context = context or PolicyContext()
@@ -274,16 +284,20 @@ def make_policy(name: str, params: dict[str, Any], context: PolicyContext | None
     if name == "greedy":
         return Greedy(**params, four_cp_rate_usd_per_kw_year=context.four_cp_rate_usd_per_kw_year)
     if name in ("mpc", "oracle"):
+        from optimizer.dispatch import DispatchOptions
         from optimizer.lookahead import LookAhead  # MILP stack only when asked for
 
+        oracle = name == "oracle"
+        resolve_every = params.get("resolve_every")
         return LookAhead(
             name=name,
-            horizon_source="forecast" if name == "mpc" else "truth",
+            horizon_source="truth" if oracle else "forecast",
             contracts=context.contracts,
             four_cp_rate_usd_per_kw_year=context.four_cp_rate_usd_per_kw_year,
             horizon_h=params.get("horizon_h", 24.0),
-            resolve_every=params.get("resolve_every", 3),
+            resolve_every=resolve_every or (ORACLE_RESOLVE_EVERY if oracle else MPC_RESOLVE_EVERY),
             time_limit_s=params.get("time_limit_s", 2.0),
+            options=DispatchOptions(mip_rel_gap=ORACLE_MIP_GAP) if oracle else DispatchOptions(),
         )
     known = "always_on, strike, greedy, mpc, oracle"
     raise ValueError(f"policy.name: unknown policy {name!r}; known: {known}")

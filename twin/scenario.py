@@ -549,12 +549,13 @@ class LookAheadPolicy(Strict):
 
     ``forecaster``: ``boosted`` (gradient boosting on calendar and lags) or ``naive``
     (same time yesterday). The MILP is re-solved at least every ``resolve_every`` intervals
-    and at once when a grid request, 4CP flag, device count or price octave changes.
+    (default: 3 for mpc, 1 for the oracle) and at once when a grid request, 4CP flag,
+    device count or price octave changes.
     """
 
     name: Literal["mpc", "oracle"]
     horizon_h: float = Field(24.0, gt=0, le=168)
-    resolve_every: int = Field(3, ge=1, le=288)
+    resolve_every: int | None = Field(None, ge=1, le=288)
     time_limit_s: float = Field(2.0, gt=0, le=600)
     forecaster: Literal["boosted", "naive"] = "boosted"
     retrain_every_h: float = Field(24.0, gt=0, le=24 * 31)
