@@ -163,6 +163,7 @@ class Controller:
         self._running_by_pool = np.zeros(len(world.pools), dtype=np.int64)
         self.last_plan: Plan | None = None
         self.command_failures = 0
+        self.commands_sent = 0
         self.cap_guard_trims = 0
         """Plans the controller had to trim to fit a cap (0 for a sound policy)."""
         self._last_result: IntervalResult | None = None
@@ -338,6 +339,7 @@ class Controller:
                     self._sent_fraction[key] = fraction
         if commands:
             result = self.asic_driver.apply(commands)
+            self.commands_sent += len(commands)
             self.command_failures += len(result.failures)
         return self._limits(snapshot, plan)
 

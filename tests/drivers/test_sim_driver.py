@@ -17,6 +17,8 @@ from drivers.base import (
 from drivers.sim import SimAsicDriver, SimGpuDriver
 from models.fleet import ACTIVE, SLEEPING, AsicFleet, GpuFleet, GpuHealth, GpuUse
 from models.hardware import ASIC_CATALOG, GPU_CATALOG
+from tests.drivers.asic_contract import AsicDriverContract
+from tests.drivers.gpu_contract import GpuDriverContract
 
 
 class Clock:
@@ -215,3 +217,23 @@ def test_class_counts_equal_counting_the_readings() -> None:
     asic.close()
     with pytest.raises(DriverClosedError):
         asic.state_counts()
+
+
+class TestSimAsicDriverContract(AsicDriverContract):
+    """The simulated ASIC driver passes the shared contract."""
+
+    @pytest.fixture
+    def driver(self):
+        driver = _asic_driver()
+        yield driver
+        driver.close()
+
+
+class TestSimGpuDriverContract(GpuDriverContract):
+    """The simulated GPU driver passes the shared GPU contract."""
+
+    @pytest.fixture
+    def driver(self):
+        driver = _gpu_driver()
+        yield driver
+        driver.close()
