@@ -595,6 +595,12 @@ class Scheduler:
                     start(row, t, pool, type_code, need, work_s, usd, checkpoint_s, c, tag)
                     placed = True
                     break
+            if not placed and _PREEMPTS[type_code]:  # realtime: a reserved pool as last resort
+                for pool in candidates:
+                    if limit[pool] - busy[pool] >= need - _EPS:
+                        start(row, t, pool, type_code, need, work_s, usd, checkpoint_s, c, tag)
+                        placed = True
+                        break
             if placed:
                 continue
             if _PREEMPTS[type_code] and self._preempt_for(row, t, type_code, need, candidates, tag):
@@ -610,12 +616,14 @@ class Scheduler:
         deadline_s: float,
         units: float,
     ) -> bool:
-        """Whether a job may not start on ``pool`` now though it fits: it would delay the
-        start promised to a starving queue head, or deferrable work waits for cheaper
-        power (unless waiting one more interval would miss its deadline)."""
-        if _PREEMPTS[type_code]:
-            return False
+        """Whether a job should not start on ``pool`` now though it fits: it would delay
+        the start promised to a starving queue head (realtime inference then tries the
+        other pools first, and takes the reserved room only as a last resort), or
+        deferrable work waits for cheaper power (unless waiting one more interval would
+        miss its deadline)."""
         reservation = self._reservation[pool]
+        if _PREEMPTS[type_code]:  # realtime goes elsewhere first if it would break a promise
+            return reservation is not None and not reservation.fits(t_s + remaining_s, units)
         if reservation is not None and not reservation.admit(t_s + remaining_s, units):
             return True
         if self._deferred[pool] and _DEFERRABLE[type_code]:
