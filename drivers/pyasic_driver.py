@@ -236,7 +236,22 @@ class PyasicAsicDriver:
             miners.append(
                 _Miner(address, client, ASIC_CATALOG[model_id], _capabilities(client, model_id))
             )
-        return miners
+        now = self.clock()
+        for address in list(self.unsupported):
+            model_id = self.model_overrides.get(address)
+            if model_id is None or model_id not in ASIC_CATALOG:
+                continue
+            # a known miner that did not answer: track it as unhealthy and keep trying
+            spec = ASIC_CATALOG[model_id]
+            miner = _Miner(address, None, spec, _assumed_capabilities(spec))
+            miner.health.failed(
+                now,
+                self.unsupported.pop(address),
+                self.settings.unhealthy_backoff_s,
+                self.settings.unhealthy_backoff_max_s,
+            )
+            miners.append(miner)
+        return sorted(miners, key=lambda m: _address_key(m.address))
 
     # ------------------------------------------------------------------ reading
 
@@ -247,6 +262,8 @@ class PyasicAsicDriver:
 
     async def _read_one(self, miner: _Miner) -> bool:
         """Refresh one miner's readings; False (and unhealthy) when it cannot be read."""
+        if miner.client is None and not await self._connect(miner):
+            return False
         data = await self._call(miner, lambda: miner.client.get_data(include=list(READ_FIELDS)))
         if data is None:
             return False
@@ -287,6 +304,17 @@ class PyasicAsicDriver:
             device_ids=tuple(m.address for m in miners),
         )
 
+    async def _connect(self, miner: _Miner) -> bool:
+        """Identify a miner that did not answer at discovery (pyasic ``get_miner``)."""
+        from pyasic import get_miner
+
+        client = await self._call(miner, lambda: get_miner(miner.address))
+        if client is None:
+            return False
+        miner.client = client
+        miner.capabilities = _capabilities(client, miner.spec.model_id)
+        return True
+
     # ------------------------------------------------------------------ commands
 
     async def _apply_one(self, miners: Sequence[_Miner], command: AsicCommand) -> CommandResult:
@@ -296,7 +324,7 @@ class PyasicAsicDriver:
         members = [m for m in miners if m.spec.model_id == command.model_id]
         if not members:
             return CommandResult(command, False, f"no {command.model_id} miners here")
-        usable = [m for m in members if m.health.due(now)]
+        usable = [m for m in members if m.health.due(now) and m.client is not None]
         actions: list[tuple[_Miner, str]] = []
         if command.active_count is not None:
             active = [m for m in usable if not m.sleeping]
@@ -411,6 +439,11 @@ def _capabilities(client: Any, model_id: str) -> Capabilities:
         can_read_temperature=True,
         min_power_fraction=spec.min_power_fraction,
     )
+
+
+def _assumed_capabilities(spec: AsicSpec) -> Capabilities:
+    """Capabilities of a miner not yet identified (corrected once it answers)."""
+    return Capabilities(True, True, True, min_power_fraction=spec.min_power_fraction)
 
 
 def _base_set_power_limit() -> Any:

@@ -9,6 +9,10 @@ Commands:
            [--policies LIST] [--out DIR] [--set PATH=VALUE ...]
       run several policies on the same world (optionally on a historical ERCOT price file
       over a window of dates) and write their results, backtest.json and backtest.html.
+  live SCENARIO [--drivers emulated|real] ...      (see twin.cli_live)
+      run the same controller on the wall clock against emulated or real miners.
+  emulate --miners N --subnet CIDR ...             (see twin.cli_live)
+      start emulated miners that speak the firmware APIs pyasic uses.
 
 Exit codes: 0 success, 1 an unexpected failure, 2 bad input (the message names the field
 or file and the reason).
@@ -105,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(backtest)
     backtest.add_argument("--quiet", action="store_true", help="no progress bars or table")
     backtest.set_defaults(handler=_backtest)
+    from twin.cli_live import add_live_parsers
+
+    add_live_parsers(commands, _add_set)
     return parser
 
 

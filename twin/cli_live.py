@@ -34,6 +34,13 @@ def add_live_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParser],
     live.add_argument(
         "--firmware", default="luxos", help="emulated firmware, comma-separated (luxos,...)"
     )
+    live.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND:FRACTION",
+        help="emulated miners only: inject a fault (timeout, malformed, refuse, wrong_reading)",
+    )
     live.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     live.add_argument(
         "--price-max-age-s", type=float, default=10.0, help="a price older than this is stale"
@@ -65,6 +72,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         subnet=args.subnet,
         addresses=tuple(a.strip() for a in (args.miners or "").split(",") if a.strip()),
         firmware=tuple(f.strip() for f in args.firmware.split(",") if f.strip()),
+        faults=tuple(args.fault),
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -19,12 +19,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 import simpy.rt
@@ -66,6 +67,8 @@ class LiveOptions:
         metrics_port: serve Prometheus metrics here (None: do not serve).
         subnet, addresses: where the real miners are.
         firmware: emulated firmware families, round-robin over each group's miners.
+        faults: emulated faults, ``KIND:FRACTION`` (timeout, malformed, refuse,
+            wrong_reading), for drills.
         timeout_s: pyasic call timeout [s].
     """
 
@@ -80,6 +83,7 @@ class LiveOptions:
     subnet: str | None = None
     addresses: tuple[str, ...] = ()
     firmware: tuple[str, ...] = ("luxos",)
+    faults: tuple[str, ...] = ()
     timeout_s: float = 3.0
 
     def check(self) -> None:
@@ -117,32 +121,29 @@ def live_scenario(scenario: Scenario, options: LiveOptions) -> Scenario:
 
 @contextlib.contextmanager
 def emulated_miners(
-    scenario: Scenario, firmware: Sequence[str], subnet_base: int = 40
+    scenario: Scenario,
+    firmware: Sequence[str],
+    faults: Sequence[str] = (),
+    subnet_base: int = 40,
 ) -> Iterator[list[tuple[int, str, list[str]]]]:
     """Start one emulator farm subprocess per (facility, ASIC group); yield
     ``(facility, model_id, addresses)`` per group; stop them all on exit."""
-    farms: list[subprocess.Popen[str]] = []
+    farms: list[_Farm] = []
     groups: list[tuple[int, str, list[str]]] = []
     try:
         for f, facility in enumerate(scenario.facilities):
             for g, group in enumerate(facility.asics):
                 model_id = group.spec().model_id
                 subnet = f"127.{subnet_base + f}.{g}.0/{_prefix_for(group.count)}"
-                farms.append(_start_farm(group.count, subnet, model_id, firmware))
+                farms.append(_start_farm(group.count, subnet, model_id, firmware, faults))
                 hosts = ipaddress.ip_network(subnet).hosts()
                 groups.append((f, model_id, [str(next(hosts)) for _ in range(group.count)]))
         for farm in farms:
-            _wait_ready(farm)
+            farm.wait_ready()
         yield groups
     finally:
         for farm in farms:
-            if farm.poll() is None:
-                farm.terminate()
-        for farm in farms:
-            try:
-                farm.wait(15.0)
-            except subprocess.TimeoutExpired:
-                farm.kill()
+            farm.stop()
 
 
 def _prefix_for(count: int) -> int:
@@ -153,9 +154,46 @@ def _prefix_for(count: int) -> int:
     raise LiveError(f"{count} emulated miners do not fit one loopback subnet")
 
 
+@dataclass
+class _Farm:
+    """An emulator farm subprocess and the file its errors go to (a file, not a pipe,
+    so it never fills up and blocks the farm)."""
+
+    process: subprocess.Popen[str]
+    errors: IO[str]
+
+    def wait_ready(self) -> None:
+        """Block until the farm prints ``ready N miners``."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            line = stdout.readline()
+            if line.startswith("ready "):
+                return
+            if not line and self.process.poll() is not None:
+                self.errors.seek(0)
+                text = self.errors.read().strip()[-500:]
+                raise LiveError(f"emulated miners failed to start: {text}")
+        raise LiveError(f"emulated miners not ready after {READY_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM, wait (kill if it hangs), close the streams."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(15.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5.0)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.errors.close()
+
+
 def _start_farm(
-    count: int, subnet: str, model_id: str, firmware: Sequence[str]
-) -> subprocess.Popen[str]:
+    count: int, subnet: str, model_id: str, firmware: Sequence[str], faults: Sequence[str]
+) -> _Farm:
     command = [
         sys.executable,
         "-m",
@@ -168,29 +206,19 @@ def _start_farm(
         model_id,
         "--firmware",
         ",".join(firmware),
+        *(part for fault in faults for part in ("--fault", fault)),
     ]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.Popen(
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed by _Farm.stop)
+    process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=env,
         cwd=PROJECT_ROOT,
     )
-
-
-def _wait_ready(farm: subprocess.Popen[str]) -> None:
-    assert farm.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = farm.stdout.readline()
-        if line.startswith("ready "):
-            return
-        if not line and farm.poll() is not None:
-            error = farm.stderr.read() if farm.stderr else ""
-            raise LiveError(f"emulated miners failed to start: {error.strip()[-500:]}")
-    raise LiveError(f"emulated miners not ready after {READY_TIMEOUT_S:.0f} s")
+    return _Farm(process, errors)
 
 
 def run_live(
@@ -207,7 +235,9 @@ def run_live(
     live = live_scenario(scenario, options)
     with contextlib.ExitStack() as stack:
         if options.drivers == "emulated":
-            groups = stack.enter_context(emulated_miners(scenario, options.firmware))
+            groups = stack.enter_context(
+                emulated_miners(scenario, options.firmware, options.faults)
+            )
             settings = PyasicSettings(timeout_s=options.timeout_s)
             asic_driver: AsicDriver = CompositeAsicDriver(
                 [

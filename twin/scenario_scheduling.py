@@ -78,9 +78,7 @@ class Deferral(_Strict):
     """
 
     enabled: bool = True
-    workload_types: list[Literal["ai_inference_batch", "model_training"]] = [
-        "ai_inference_batch"
-    ]
+    workload_types: list[Literal["ai_inference_batch", "model_training"]] = ["ai_inference_batch"]
     price_quantile: float = Field(0.75, ge=0, le=1)
     lookback_h: float = Field(24.0, gt=0, le=24 * 31)
     min_price_usd_per_mwh: float = Field(60.0, ge=-1000, le=10000)

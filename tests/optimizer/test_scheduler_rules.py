@@ -28,7 +28,7 @@ from optimizer.pools import Pool, PoolKind
 from optimizer.scheduler import Scheduler
 from tests.optimizer.test_scheduler import STEP_S, job, table_of
 from twin.scenario import WorkloadDemand, Workloads
-from twin.scenario_scheduling import FairShare, Routing, Scheduling
+from twin.scenario_scheduling import Deferral, FairShare, Routing, Scheduling
 
 FAR_DEADLINE_S = 1e9
 """A deadline no test reaches [s]."""
@@ -540,7 +540,8 @@ def test_deferral_holds_slack_work_and_lets_urgent_work_start():
     waiting job whose slack runs short starts at the next interval start though the flag
     holds; when the flag clears the rest start at that interval's start."""
     restore_s = 60.0
-    rules = Scheduling(restore_s=restore_s)
+    deferral = Deferral(workload_types=["ai_inference_batch", "model_training"])
+    rules = Scheduling(restore_s=restore_s, deferral=deferral)
     slack = batch(submit_s=10.0, work_s=600.0)
     urgent = batch(submit_s=20.0, work_s=600.0, deadline_s=20.0 + 600.0 + restore_s + STEP_S)
     slack_training = training(submit_s=30.0, work_s=600.0)
@@ -560,6 +561,15 @@ def test_deferral_holds_slack_work_and_lets_urgent_work_start():
     scheduler.run_interval(2 * STEP_S, 3 * STEP_S, deferred=[False])
     assert jobs.start_s[0] == 2 * STEP_S
     assert jobs.start_s[2] == 2 * STEP_S
+
+
+def test_training_is_not_deferred_unless_the_rules_name_it():
+    """With the default rules only batch inference waits for cheap power: a training job
+    with ample slack starts at once on a deferred pool, the batch job beside it waits."""
+    jobs = table_of(batch(submit_s=10.0, work_s=600.0), training(submit_s=20.0, work_s=600.0))
+    scheduler = Scheduler([site_pool(8)], jobs, check_invariants=True)
+    scheduler.run_interval(0.0, STEP_S, deferred=[True])
+    assert jobs.status.tolist() == [QUEUED, RUNNING]
 
 
 def test_deferral_lets_an_urgent_job_past_a_slack_job_of_its_class():
