@@ -98,6 +98,13 @@ class CompositeAsicDriver:
             )
         return ApplyResult(tuple(results), t_s)
 
+    def start_polling(self, period_s: float) -> None:
+        """Start background polling in every driver that offers it."""
+        for driver in self.drivers:
+            start = getattr(driver, "start_polling", None)
+            if start is not None:
+                start(period_s)
+
     def close(self) -> None:
         """Close every driver."""
         for driver in self.drivers:

@@ -23,10 +23,12 @@ The driver is synchronous for the control loop; pyasic runs on a private event l
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,8 +48,9 @@ from drivers.device_health import DeviceHealth
 from models.fleet_physics import AsicState
 from models.hardware import ASIC_CATALOG, AsicSpec
 
-READ_FIELDS: tuple[str, ...] = ("hashrate", "hashboards", "wattage", "wattage_limit", "fans")
-"""pyasic data options read each tick (``hashboards`` carries the board temperatures)."""
+READ_FIELDS: tuple[str, ...] = ("hashrate", "hashboards", "wattage", "wattage_limit")
+"""pyasic data options read each sweep (``hashboards`` carries board hashrates and
+temperatures)."""
 
 SLEEP_POWER_MARGIN = 2.0
 """A sleeping miner may draw up to this many times its catalog sleep power [-]."""
@@ -152,6 +155,11 @@ class PyasicAsicDriver:
         self.unsupported: dict[str, str] = {}
         """Address -> why it is left alone (not a miner, unknown model)."""
         self._runner: AsyncRunner | None = AsyncRunner("pyasic-driver")
+        self._poller: Any = None
+        self.sweeps = 0
+        """Background read sweeps completed [-]."""
+        self.last_sweep_s = math.nan
+        """Duration of the last background sweep [s]."""
         self._semaphore: asyncio.Semaphore | None = None
         self._miners: list[_Miner] | None = None
 
@@ -176,10 +184,36 @@ class PyasicAsicDriver:
         )
 
     def read(self) -> AsicReadings:
-        """Read every due miner; unhealthy ones show as FAILED until they answer again."""
+        """Readings of every miner; unhealthy ones show as FAILED until they answer again.
+
+        Without background polling this reads every due miner now; with it
+        (:meth:`start_polling`) it returns the latest sweep at once, never waiting on the
+        devices."""
         miners = self._ensure_discovered()
-        self._run(self._read_all(miners))
+        if self._poller is None:
+            self._run(self._read_all(miners))
         return self._readings(miners)
+
+    def start_polling(self, period_s: float) -> None:
+        """Sweep all miners in the background every ``period_s`` [s] (or back to back when
+        a sweep takes longer), so that :meth:`read` answers from the cache at once: a
+        live control loop must not wait on a thousand devices each tick."""
+        miners = self._ensure_discovered()
+        if self._poller is None:
+            self._run(self._read_all(miners))  # a complete first picture
+            assert self._runner is not None
+            self._poller = asyncio.run_coroutine_threadsafe(
+                self._poll_forever(miners, period_s), self._runner.loop
+            )
+
+    async def _poll_forever(self, miners: Sequence[_Miner], period_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            began = loop.time()
+            await self._read_all(miners)
+            self.sweeps += 1
+            self.last_sweep_s = loop.time() - began
+            await asyncio.sleep(max(0.0, period_s - self.last_sweep_s))
 
     def apply(self, commands: Sequence[AsicCommand]) -> ApplyResult:
         """Carry out each command on its class, then read back and verify."""
@@ -190,6 +224,9 @@ class PyasicAsicDriver:
     def close(self) -> None:
         """Stop the driver's event loop; later calls raise DriverClosedError."""
         if self._runner is not None:
+            if self._poller is not None:
+                self._poller.cancel()
+                self._poller = None
             self._runner.close()
             self._runner = None
 
@@ -216,7 +253,8 @@ class PyasicAsicDriver:
             clients = await MinerNetwork.from_subnet(self.subnet).scan()
         else:
             found = await asyncio.gather(
-                *(self._bounded(get_miner(a)) for a in self.addresses), return_exceptions=True
+                *(self._bounded(partial(get_miner, a)) for a in self.addresses),
+                return_exceptions=True,
             )
             clients = []
             for address, client in zip(self.addresses, found, strict=True):
@@ -267,9 +305,20 @@ class PyasicAsicDriver:
         data = await self._call(miner, lambda: miner.client.get_data(include=list(READ_FIELDS)))
         if data is None:
             return False
-        miner.power_w = _number(data.wattage)
+        power_w = _number(data.wattage)
+        hashrate_ths = _terahash(data.hashrate)
+        if not (np.isfinite(power_w) or np.isfinite(hashrate_ths)):
+            # pyasic swallows unparsable replies into empty fields: no reading at all
+            miner.health.failed(
+                self.clock(),
+                "reply carried neither power nor hashrate",
+                self.settings.unhealthy_backoff_s,
+                self.settings.unhealthy_backoff_max_s,
+            )
+            return False
+        miner.power_w = power_w
         miner.limit_w = _number(data.wattage_limit)
-        miner.hashrate_ths = _terahash(data.hashrate)
+        miner.hashrate_ths = hashrate_ths
         miner.temp_c = _number(getattr(data, "temperature_avg", None))
         sleep_ceiling = SLEEP_POWER_MARGIN * miner.spec.sleep_power_w
         if np.isfinite(miner.power_w):
@@ -392,11 +441,13 @@ class PyasicAsicDriver:
 
     # ------------------------------------------------------------------ calls
 
-    async def _bounded(self, awaitable: Awaitable[Any]) -> Any:
+    async def _bounded(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``call()`` under the concurrency limit and the timeout (the coroutine is made
+        only once a slot is free, so a cancelled wait leaves none un-awaited)."""
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         async with self._semaphore:
-            return await asyncio.wait_for(awaitable, self.settings.timeout_s)
+            return await asyncio.wait_for(call(), self.settings.timeout_s)
 
     async def _call(self, miner: _Miner, call: Callable[[], Awaitable[Any]]) -> Any:
         """``call()`` with timeout and retries; None (and the miner unhealthy) if every
@@ -405,7 +456,7 @@ class PyasicAsicDriver:
         error = ""
         for attempt in range(settings.retries + 1):
             try:
-                result = await self._bounded(call())
+                result = await self._bounded(call)
             except Exception as failure:  # pyasic raises many types; all mean "no answer"
                 error = f"{type(failure).__name__}: {failure}".strip(": ")
             else:

@@ -306,6 +306,9 @@ def _run_loop(
         pollers,
         metrics,
     )
+    start_polling = getattr(asic_driver, "start_polling", None)
+    if start_polling is not None:
+        start_polling(options.tick_s)  # the loop reads the latest sweep, never waits
     env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
     if on_tick is not None:
         env.process(_watch(env, controller, on_tick, options.tick_s))
@@ -316,7 +319,8 @@ def _run_loop(
         controller.finish(float(env.now))
         for poller in pollers:
             poller.stop()
-    return LiveResult(controller.samples, summarize(controller.samples, health), health=health)
+    summary = summarize(controller.samples, health, controller.overruns)
+    return LiveResult(controller.samples, summary, health=health)
 
 
 def _watch(

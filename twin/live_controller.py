@@ -119,6 +119,9 @@ class LiveController(Controller):
         self._failures_before = 0
         self._asic_state_counts = self._counts_from_readings
         self._last_readings: AsicReadings | None = None
+        self.overruns = 0
+        """Slots skipped because a tick ran longer than its slot [-]."""
+        self._scheduled_until_s = 0.0
 
     # ------------------------------------------------------------------ loop
 
@@ -128,16 +131,23 @@ class LiveController(Controller):
         stop: threading.Event,
         wall_clock: Callable[[], float] = time.monotonic,
     ) -> Generator[simpy.Event, Any, None]:
-        """The SimPy process on a real-time environment: one tick per interval until
-        ``stop`` is set or the run's intervals are used up."""
+        """The SimPy process on a real-time environment: one tick per slot of
+        ``interval_s`` until ``stop`` is set or the run's slots are used up.
+
+        A tick that overruns its slot does not make the loop fall ever further behind: the
+        next tick takes the next free slot on the wall clock, and the skipped slots are
+        counted in ``overruns``."""
         wall_start = wall_clock()
-        for index in range(self.n_intervals):
-            if stop.is_set():
-                return
-            scheduled = wall_start + float(env.now)
-            self._lag_s = max(0.0, wall_clock() - scheduled)
-            self.step(index, float(env.now))
-            yield env.timeout(self.interval_s)
+        slot = 0
+        while slot < self.n_intervals and not stop.is_set():
+            slot_s = slot * self.interval_s
+            self._lag_s = max(0.0, wall_clock() - (wall_start + slot_s))
+            self.step(slot, slot_s)
+            elapsed_s = wall_clock() - wall_start
+            next_slot = max(slot + 1, math.floor(elapsed_s / self.interval_s) + 1)
+            self.overruns += next_slot - slot - 1
+            slot = next_slot
+            yield env.timeout(max(0.0, slot * self.interval_s - float(env.now)))
 
     def step(self, index: int, t0_s: float) -> None:
         """One tick: read prices, pick the policy, then the controller's step."""
@@ -186,12 +196,12 @@ class LiveController(Controller):
     ) -> None:
         """Run the scheduler over the tick, then measure the devices and log the tick."""
         world = self.world
-        t0_s, dt_s = snapshot.t_s, self.interval_s
-        world.jobs.append(world.generator.arrivals(t0_s, t0_s + dt_s))
+        since_s = self._scheduled_until_s  # covers any slots skipped by an overrun
+        until_s = snapshot.t_s + self.interval_s
+        world.jobs.append(world.generator.arrivals(since_s, until_s))
         energy, deferred = self._site_conditions.update(snapshot)
-        self._last_result = world.scheduler.run_interval(
-            t0_s, t0_s + dt_s, limits, energy, deferred
-        )
+        self._last_result = world.scheduler.run_interval(since_s, until_s, limits, energy, deferred)
+        self._scheduled_until_s = until_s
         readings = self.asic_driver.read()
         self._last_readings = readings
         commands = self.commands_sent - self._commands_before
@@ -278,9 +288,11 @@ class LiveController(Controller):
             metrics.commands.labels("true").inc(sample.commands - sample.failed)
 
 
-def summarize(samples: list[LiveSample], health: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Figures of a live run: ticks, lag percentiles, stale ticks, cap excursions (measured
-    draw above the cap), commands and failures."""
+def summarize(
+    samples: list[LiveSample], health: Mapping[str, Any] | None = None, overruns: int = 0
+) -> dict[str, Any]:
+    """Figures of a live run: ticks, skipped slots, lag percentiles, stale ticks, cap
+    excursions (measured draw above the cap), commands and failures."""
     if not samples:
         return {"ticks": 0}
     lags = np.array([s.lag_s for s in samples])
@@ -289,6 +301,7 @@ def summarize(samples: list[LiveSample], health: Mapping[str, Any] | None = None
     over = [s for s in samples if s.measured_mw > s.power_cap_mw + 1e-9]
     return {
         "ticks": len({s.tick for s in samples}),
+        "overruns": overruns,
         "lag_p50_s": float(np.percentile(lags, 50)),
         "lag_p99_s": float(np.percentile(lags, 99)),
         "lag_max_s": float(lags.max()),

@@ -70,12 +70,24 @@ def main(args: argparse.Namespace) -> int:
     except EmulatorConfigError as error:
         print(f"emulate: {error}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
+    _raise_file_limit(2 * farm.count + 256)
     try:
         asyncio.run(_serve(farm))
     except OSError as error:
         print(f"emulate: {error}", file=sys.stderr)
         return EXIT_BIND_FAILED
     return EXIT_OK
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Raise the open-file soft limit towards ``wanted`` (one listening socket per miner
+    plus connections), within the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def _serve(farm: EmulatorFarm) -> None:
