@@ -52,6 +52,13 @@ READ_FIELDS: tuple[str, ...] = ("hashrate", "hashboards", "wattage", "wattage_li
 """pyasic data options read each sweep (``hashboards`` carries board hashrates and
 temperatures)."""
 
+DETAIL_FIELDS: tuple[str, ...] = ("fans", "errors")
+"""Read as well on every ``DETAIL_EVERY``-th sweep (and on a plain ``read`` without
+background polling)."""
+
+DETAIL_EVERY = 10
+"""Sweeps between detail reads [-]."""
+
 SLEEP_POWER_MARGIN = 2.0
 """A sleeping miner may draw up to this many times its catalog sleep power [-]."""
 
@@ -88,6 +95,29 @@ class _Miner:
     hashrate_ths: float = float("nan")
     temp_c: float = float("nan")
     limit_w: float = float("nan")
+    fans_rpm: tuple[float, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MinerDetails:
+    """The slower-changing readings of one miner, from the latest detail sweep.
+
+    Attributes:
+        address: the miner's IP address.
+        model_id: catalog model.
+        fans_rpm: fan speeds [RPM].
+        errors: error messages the firmware reports.
+        healthy: the driver's view of it.
+        last_error: why the driver last failed to reach it ("" when healthy).
+    """
+
+    address: str
+    model_id: str
+    fans_rpm: tuple[float, ...]
+    errors: tuple[str, ...]
+    healthy: bool
+    last_error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +221,22 @@ class PyasicAsicDriver:
         devices."""
         miners = self._ensure_discovered()
         if self._poller is None:
-            self._run(self._read_all(miners))
+            self._run(self._read_all(miners, details=True))
         return self._readings(miners)
+
+    def details(self) -> tuple[MinerDetails, ...]:
+        """Fans, errors and health of every miner (latest detail read)."""
+        return tuple(
+            MinerDetails(
+                m.address,
+                m.spec.model_id,
+                m.fans_rpm,
+                m.errors,
+                m.health.healthy,
+                m.health.last_error,
+            )
+            for m in self._ensure_discovered()
+        )
 
     def start_polling(self, period_s: float) -> None:
         """Sweep all miners in the background every ``period_s`` [s] (or back to back when
@@ -200,7 +244,7 @@ class PyasicAsicDriver:
         live control loop must not wait on a thousand devices each tick."""
         miners = self._ensure_discovered()
         if self._poller is None:
-            self._run(self._read_all(miners))  # a complete first picture
+            self._run(self._read_all(miners, details=True))  # a complete first picture
             assert self._runner is not None
             self._poller = asyncio.run_coroutine_threadsafe(
                 self._poll_forever(miners, period_s), self._runner.loop
@@ -210,7 +254,7 @@ class PyasicAsicDriver:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
-            await self._read_all(miners)
+            await self._read_all(miners, details=(self.sweeps + 1) % DETAIL_EVERY == 0)
             self.sweeps += 1
             self.last_sweep_s = loop.time() - began
             await asyncio.sleep(max(0.0, period_s - self.last_sweep_s))
@@ -293,16 +337,18 @@ class PyasicAsicDriver:
 
     # ------------------------------------------------------------------ reading
 
-    async def _read_all(self, miners: Sequence[_Miner]) -> None:
+    async def _read_all(self, miners: Sequence[_Miner], details: bool = False) -> None:
         now = self.clock()
         due = [m for m in miners if m.health.due(now)]
-        await asyncio.gather(*(self._read_one(m) for m in due))
+        await asyncio.gather(*(self._read_one(m, details) for m in due))
 
-    async def _read_one(self, miner: _Miner) -> bool:
-        """Refresh one miner's readings; False (and unhealthy) when it cannot be read."""
+    async def _read_one(self, miner: _Miner, details: bool = False) -> bool:
+        """Refresh one miner's readings (with fans and errors when ``details``); False (and
+        unhealthy) when it cannot be read."""
         if miner.client is None and not await self._connect(miner):
             return False
-        data = await self._call(miner, lambda: miner.client.get_data(include=list(READ_FIELDS)))
+        fields = [*READ_FIELDS, *(DETAIL_FIELDS if details else ())]
+        data = await self._call(miner, lambda: miner.client.get_data(include=fields))
         if data is None:
             return False
         power_w = _number(data.wattage)
@@ -320,6 +366,9 @@ class PyasicAsicDriver:
         miner.limit_w = _number(data.wattage_limit)
         miner.hashrate_ths = hashrate_ths
         miner.temp_c = _number(getattr(data, "temperature_avg", None))
+        if details:
+            miner.fans_rpm = tuple(_number(getattr(f, "speed", None)) for f in data.fans or ())
+            miner.errors = tuple(str(getattr(e, "error_message", e)) for e in data.errors or ())
         sleep_ceiling = SLEEP_POWER_MARGIN * miner.spec.sleep_power_w
         if np.isfinite(miner.power_w):
             miner.sleeping = miner.power_w <= sleep_ceiling

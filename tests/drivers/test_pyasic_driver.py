@@ -257,6 +257,21 @@ def test_read_matches_the_miner_table(rig: Rig) -> None:
     assert readings.state[1] == AsicState.ACTIVE and readings.state[2] == AsicState.SLEEPING
 
 
+def test_details_report_fans_and_errors_of_every_miner(rig: Rig) -> None:
+    """A plain read() also fetches fans and errors: details() lists every miner with fan
+    speeds near the table's (a sleeping miner's fans slow down) and no firmware errors."""
+    rig.farm.table.sleep(0)
+    rig.driver.read()
+    details = rig.driver.details()
+    truth = rig.farm.table.read()
+    assert [d.address for d in details] == list(rig.farm.addresses)
+    for index, detail in enumerate(details):
+        assert detail.fans_rpm, detail
+        assert np.mean(detail.fans_rpm) == pytest.approx(truth.fan_rpm[index], rel=0.05)
+        assert detail.errors == () and detail.healthy
+    assert np.mean(details[0].fans_rpm) < np.mean(details[1].fans_rpm)
+
+
 def test_sleep_and_wake_change_the_table_and_read_back(rig: Rig) -> None:
     """Asking one of three to hash sleeps two (true in the table, read back as SLEEPING);
     asking all three wakes them, verified at once although the wall-clock ramp has just
