@@ -46,7 +46,7 @@ from models.fleet import (
     GpuUse,
 )
 from models.grid import CurtailRequest, Grid
-from models.job_table import JobTable
+from models.job_table import JobBatch, JobTable
 from models.market import Market
 from models.workload_types import TYPE_COUNT, type_code
 from models.workloads import WorkloadGenerator
@@ -376,7 +376,7 @@ class Controller:
         """
         world = self.world
         t0_s, dt_s = snapshot.t_s, self.interval_s
-        world.jobs.append(world.generator.arrivals(t0_s, t0_s + dt_s))
+        world.jobs.append(self.arrivals(t0_s, t0_s + dt_s))
         energy, deferred = self._site_conditions.update(snapshot)
         result = world.scheduler.run_interval(t0_s, t0_s + dt_s, limits, energy, deferred)
         self._last_result = result
@@ -393,6 +393,11 @@ class Controller:
             row = self._facility_row(f, snapshot, totals)
             self._last_mw[f] = row["power_total_mw"]
             self.recorder.record(index, f, row)
+
+    def arrivals(self, t0_s: float, t1_s: float) -> JobBatch:
+        """Jobs submitted in ``[t0_s, t1_s)`` [s], sorted by submission time: the scenario's
+        demand (a service adds its customers' workloads here)."""
+        return self.world.generator.arrivals(t0_s, t1_s)
 
     def _facility_totals(
         self,

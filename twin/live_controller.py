@@ -198,7 +198,7 @@ class LiveController(Controller):
         world = self.world
         since_s = self._scheduled_until_s  # covers any slots skipped by an overrun
         until_s = snapshot.t_s + self.interval_s
-        world.jobs.append(world.generator.arrivals(since_s, until_s))
+        world.jobs.append(self.arrivals(since_s, until_s))
         energy, deferred = self._site_conditions.update(snapshot)
         self._last_result = world.scheduler.run_interval(since_s, until_s, limits, energy, deferred)
         self._scheduled_until_s = until_s

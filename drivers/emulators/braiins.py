@@ -89,9 +89,8 @@ from drivers.emulators.cgminer import CgminerFirmware, JsonDict
 
 if TYPE_CHECKING:
     from grpclib._typing import IServerMethodFunc
-from drivers.emulators.emulated_miner import EmulatedMiner, MinerSnapshot
+from drivers.emulators.emulated_miner import POOL_URL, EmulatedMiner
 from drivers.emulators.faults import FaultKind
-from drivers.emulators.luxos import POOL_URL
 from drivers.emulators.miner_state import FAN_FULL_RPM, HASHBOARDS
 from drivers.emulators.rpc_server import RpcServer
 
@@ -130,29 +129,21 @@ class BraiinsRpcFirmware(CgminerFirmware):
     """The cgminer API of Braiins OS on one emulated Antminer."""
 
     description: ClassVar[str] = f"BOSminer {BOSMINER_VERSION}"
+    pool_keys: ClassVar[tuple[str, ...]] = (
+        "POOL",
+        "URL",
+        "Status",
+        "Accepted",
+        "Rejected",
+        "User",
+        "Stratum Active",
+    )
 
     def cmd_version(self, parameter: str | None) -> JsonDict:
         """Firmware and API versions."""
         return self.ok(
             22, "BOSminer versions", VERSION=[{"BOSminer": BOSMINER_VERSION, "API": "3.7"}]
         )
-
-    def cmd_devdetails(self, parameter: str | None) -> JsonDict:
-        """One entry per hashboard with the model."""
-        identity = self.miner.identity
-        boards = [
-            {
-                "DEVDETAILS": board,
-                "Name": "",
-                "ID": board,
-                "Driver": "bitmain",
-                "Kernel": "",
-                "Model": identity.reported_model,
-                "Chips": identity.chips_per_board,
-            }
-            for board in range(HASHBOARDS)
-        ]
-        return self.ok(69, "Device Details", DEVDETAILS=boards)
 
     def cmd_summary(self, parameter: str | None) -> JsonDict:
         """Totals: hashrate [MH/s], uptime [s]."""
@@ -168,7 +159,7 @@ class BraiinsRpcFirmware(CgminerFirmware):
                     "MHS 5s": mhs,
                     "MHS 1m": mhs,
                     "MHS 15m": mhs,
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
+                    "Accepted": s.accepted_shares,
                     "Rejected": 0,
                 }
             ],
@@ -178,17 +169,7 @@ class BraiinsRpcFirmware(CgminerFirmware):
         """One entry per hashboard: hashrate [MH/s], board temperature [°C]."""
         s = self.miner.snapshot()
         boards = [
-            {
-                "ASC": board,
-                "Name": "",
-                "ID": board,
-                "Enabled": "Y",
-                "Status": "Alive",
-                "Temperature": round(s.board_temp_c, 2),
-                "MHS av": round(ths * 1e6, 2),
-                "MHS 5s": round(ths * 1e6, 2),
-                "MHS 1m": round(ths * 1e6, 2),
-            }
+            {"ASC": board, **self.devs_fields(board, ths, s)}
             for board, ths in enumerate(s.board_hashrate_ths)
         ]
         return self.ok(9, f"{len(boards)} ASC(s)", DEVS=boards)
@@ -217,25 +198,6 @@ class BraiinsRpcFirmware(CgminerFirmware):
             ],
         )
 
-    def cmd_pools(self, parameter: str | None) -> JsonDict:
-        """The one emulated pool."""
-        s = self.miner.snapshot()
-        return self.ok(
-            7,
-            "1 Pool(s)",
-            POOLS=[
-                {
-                    "POOL": 0,
-                    "URL": POOL_URL,
-                    "Status": "Alive",
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
-                    "Rejected": 0,
-                    "User": f"hcp.{self.miner.hostname}",
-                    "Stratum Active": s.hashing,
-                }
-            ],
-        )
-
 
 class BraiinsGrpcState:
     """What the gRPC services of one miner share: the miner, its token, its locate LED."""
@@ -246,11 +208,15 @@ class BraiinsGrpcState:
         self.locate_enabled = False
 
 
-class _Authentication(AuthenticationServiceBase):
-    """``Login``: the token goes back in the initial metadata, as Braiins OS sends it."""
+class _MinerService:
+    """Base of the gRPC services of one miner: they share one :class:`BraiinsGrpcState`."""
 
     def __init__(self, state: BraiinsGrpcState) -> None:
         self.state = state
+
+
+class _Authentication(_MinerService, AuthenticationServiceBase):
+    """``Login``: the token goes back in the initial metadata, as Braiins OS sends it."""
 
     async def _login(self, stream: Stream[LoginRequest, LoginResponse]) -> None:
         request = await stream.recv_message()
@@ -267,11 +233,8 @@ class _Authentication(AuthenticationServiceBase):
         }
 
 
-class _Actions(ActionsServiceBase):
+class _Actions(_MinerService, ActionsServiceBase):
     """Pause / resume mining and the locate LED."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def pause_mining(self, pause_mining_request: PauseMiningRequest) -> PauseMiningResponse:
         already = not self.state.miner.snapshot().hashing
@@ -297,11 +260,8 @@ class _Actions(ActionsServiceBase):
         return LocateDeviceStatusResponse(enabled=self.state.locate_enabled)
 
 
-class _Performance(PerformanceServiceBase):
+class _Performance(_MinerService, PerformanceServiceBase):
     """Power target: set (clamped to the model's range) and read back."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def set_power_target(
         self, set_power_target_request: SetPowerTargetRequest
@@ -323,11 +283,8 @@ class _Performance(PerformanceServiceBase):
         )
 
 
-class _Cooling(CoolingServiceBase):
+class _Cooling(_MinerService, CoolingServiceBase):
     """Fan speeds [rpm] and the hottest chip [°C]."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def get_cooling_state(
         self, get_cooling_state_request: GetCoolingStateRequest
@@ -345,11 +302,8 @@ class _Cooling(CoolingServiceBase):
         return GetCoolingStateResponse(fans=fans, highest_temperature=hottest)
 
 
-class _Miner(MinerServiceBase):
+class _Miner(_MinerService, MinerServiceBase):
     """Miner details, power stats and hashboards."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def get_miner_details(
         self, get_miner_details_request: GetMinerDetailsRequest
@@ -375,7 +329,7 @@ class _Miner(MinerServiceBase):
     ) -> GetMinerStatsResponse:
         s = self.state.miner.snapshot()
         return GetMinerStatsResponse(
-            pool_stats=PoolStats(accepted_shares=_accepted_shares(s)),
+            pool_stats=PoolStats(accepted_shares=s.accepted_shares),
             miner_stats=_solver_stats(s.hashrate_ths),
             power_stats=MinerPowerStats(approximated_consumption=Power(watt=round(s.power_w))),
         )
@@ -402,11 +356,8 @@ class _Miner(MinerServiceBase):
         return GetHashboardsResponse(hashboards=boards)
 
 
-class _Pools(PoolServiceBase):
+class _Pools(_MinerService, PoolServiceBase):
     """The one emulated pool group (clients need at least one)."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def get_pool_groups(
         self, get_pool_groups_request: GetPoolGroupsRequest
@@ -415,22 +366,19 @@ class _Pools(PoolServiceBase):
         pool = Pool(
             uid="0",
             url=POOL_URL,
-            user=f"hcp.{self.state.miner.hostname}",
+            user=self.state.miner.pool_user,
             enabled=True,
             alive=True,
             active=s.hashing,
-            stats=PoolStats(accepted_shares=_accepted_shares(s)),
+            stats=PoolStats(accepted_shares=s.accepted_shares),
         )
         return GetPoolGroupsResponse(
             pool_groups=[PoolGroup(name="Default", quota=Quota(value=1), pools=[pool])]
         )
 
 
-class _Configuration(ConfigurationServiceBase):
+class _Configuration(_MinerService, ConfigurationServiceBase):
     """Pools and the tuner in power-target mode."""
-
-    def __init__(self, state: BraiinsGrpcState) -> None:
-        self.state = state
 
     async def get_miner_configuration(
         self, get_miner_configuration_request: GetMinerConfigurationRequest
@@ -439,7 +387,7 @@ class _Configuration(ConfigurationServiceBase):
         pool = PoolConfiguration(
             uid="0",
             url=POOL_URL,
-            user=f"hcp.{self.state.miner.hostname}",
+            user=self.state.miner.pool_user,
             password="x",
             enabled=True,
         )
@@ -456,10 +404,6 @@ class _Configuration(ConfigurationServiceBase):
 def _solver_stats(hashrate_ths: float) -> WorkSolverStats:
     ghs = GigaHashrate(gigahash_per_second=hashrate_ths * 1000.0)
     return WorkSolverStats(real_hashrate=RealHashrate(last_5_s=ghs, last_1_m=ghs))
-
-
-def _accepted_shares(snapshot: MinerSnapshot) -> int:
-    return int(snapshot.uptime_s // 5) if snapshot.hashing else 0
 
 
 def _failing(status: Status, message: str) -> IServerMethodFunc:

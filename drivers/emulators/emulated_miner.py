@@ -17,6 +17,12 @@ from drivers.emulators.miner_state import MinerTable
 from models.fleet_physics import AsicState, asic_hashrate_ths
 from models.hardware import AsicSpec
 
+POOL_URL = "stratum+tcp://pool.emulated.invalid:3333"
+"""Pool every emulated miner reports (a reserved, unresolvable domain)."""
+
+SHARE_INTERVAL_S = 5
+"""Uptime per share the pool accepts while the miner hashes [s]."""
+
 
 @dataclass(frozen=True, slots=True)
 class MinerSnapshot:
@@ -51,6 +57,12 @@ class MinerSnapshot:
     def hashing(self) -> bool:
         """True when the miner is told to hash (it may still be ramping up)."""
         return self.state == AsicState.ACTIVE
+
+    @property
+    def accepted_shares(self) -> int:
+        """Shares the pool accepted: one per :data:`SHARE_INTERVAL_S` of uptime while
+        hashing, none while asleep [-]."""
+        return int(self.uptime_s // SHARE_INTERVAL_S) if self.hashing else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +144,8 @@ class EmulatedMiner:
     def hostname(self) -> str:
         """Host name: the firmware family and the miner's index."""
         return f"{self.identity.firmware}-{self.index:05d}"
+
+    @property
+    def pool_user(self) -> str:
+        """Worker name the miner logs in to :data:`POOL_URL` with."""
+        return f"hcp.{self.hostname}"

@@ -18,9 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from drivers.emulators.cgminer import CgminerFirmware, JsonDict
+from drivers.emulators.cgminer import POOL_KEYS, CgminerFirmware, JsonDict
 from drivers.emulators.emulated_miner import EmulatedMiner
-from drivers.emulators.miner_state import FAN_FULL_RPM, HASHBOARDS
+from drivers.emulators.miner_state import FAN_FULL_RPM
 from models.fleet_physics import asic_hashrate_ths
 
 LUXOS_VERSION = "2024.5.1.155843-9b8ac5a1"
@@ -35,9 +35,6 @@ PROFILE_STEP = 0.05
 DEFAULT_FREQUENCY_MHZ = 525.0
 """Chip frequency of the ``default`` (nameplate) profile [MHz]; lower profiles scale it
 with hashrate."""
-
-POOL_URL = "stratum+tcp://pool.emulated.invalid:3333"
-"""Pool every emulated miner reports (a reserved, unresolvable domain)."""
 
 SESSION_ERROR_CODE = 45
 """Status code of a privileged command with a wrong session id."""
@@ -108,6 +105,7 @@ class LuxosFirmware(CgminerFirmware):
     control_commands: ClassVar[frozenset[str]] = frozenset(
         {"curtail", "profileset", "atmset", "ledset", "fanset", "tempctrlset"}
     )
+    pool_keys: ClassVar[tuple[str, ...]] = (*POOL_KEYS, "GROUP")
 
     def __init__(self, miner: EmulatedMiner) -> None:
         super().__init__(miner)
@@ -152,23 +150,6 @@ class LuxosFirmware(CgminerFirmware):
                 }
             ],
         )
-
-    def cmd_devdetails(self, parameter: str | None) -> JsonDict:
-        """One entry per hashboard."""
-        identity = self.miner.identity
-        boards = [
-            {
-                "DEVDETAILS": board,
-                "Name": "",
-                "ID": board,
-                "Driver": "bitmain",
-                "Kernel": "",
-                "Model": identity.reported_model,
-                "Chips": identity.chips_per_board,
-            }
-            for board in range(HASHBOARDS)
-        ]
-        return self.ok(69, "Device Details", DEVDETAILS=boards)
 
     def cmd_config(self, parameter: str | None) -> JsonDict:
         """Active profile, LED, MAC address, ATM and curtail state."""
@@ -224,7 +205,7 @@ class LuxosFirmware(CgminerFirmware):
                     "GHS 5s": round(ghs, 2),
                     "GHS av": round(ghs, 2),
                     "GHS 30m": round(ghs, 2),
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
+                    "Accepted": s.accepted_shares,
                     "Rejected": 0,
                     "Hardware Errors": 0,
                 }
@@ -294,30 +275,6 @@ class LuxosFirmware(CgminerFirmware):
             203,
             "Temperature control",
             TEMPCTRL=[{"Mode": "Auto", "Target": 75, "Hot": 85, "Dangerous": 95}],
-        )
-
-    def cmd_pools(self, parameter: str | None) -> JsonDict:
-        """The one emulated pool."""
-        s = self.miner.snapshot()
-        return self.ok(
-            7,
-            "1 Pool(s)",
-            POOLS=[
-                {
-                    "POOL": 0,
-                    "URL": POOL_URL,
-                    "Status": "Alive",
-                    "Priority": 0,
-                    "Quota": 1,
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
-                    "Rejected": 0,
-                    "Get Failures": 0,
-                    "Remote Failures": 0,
-                    "User": f"hcp.{self.miner.hostname}",
-                    "Stratum Active": s.hashing,
-                    "GROUP": 0,
-                }
-            ],
         )
 
     def cmd_groups(self, parameter: str | None) -> JsonDict:

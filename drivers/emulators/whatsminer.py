@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from drivers.emulators.cgminer import (
     ACCESS_DENIED_CODE,
+    DEVDETAILS_KEYS,
     INVALID_COMMAND_CODE,
     REFUSAL_MESSAGE,
     CgminerFirmware,
@@ -25,8 +26,6 @@ from drivers.emulators.cgminer import (
 )
 from drivers.emulators.emulated_miner import EmulatedMiner
 from drivers.emulators.faults import FaultKind
-from drivers.emulators.luxos import POOL_URL
-from drivers.emulators.miner_state import HASHBOARDS
 from drivers.emulators.whatsminer_crypto import (
     WhatsminerCryptoError,
     aes_key,
@@ -70,6 +69,11 @@ class WhatsminerFirmware(CgminerFirmware):
     """Whatsminer API v2 on one emulated MicroBT miner."""
 
     description: ClassVar[str] = "btminer"
+    board_name: ClassVar[str] = "SM"
+    board_driver: ClassVar[str] = "bitmicro"
+    devdetails_keys: ClassVar[tuple[str, ...]] = tuple(
+        key for key in DEVDETAILS_KEYS if key != "Chips"
+    )
 
     def __init__(self, miner: EmulatedMiner, password: str = DEFAULT_API_PASSWORD) -> None:
         super().__init__(miner)
@@ -197,7 +201,7 @@ class WhatsminerFirmware(CgminerFirmware):
                     "MHS 1m": round(mhs, 2),
                     "MHS 15m": round(mhs, 2),
                     "HS RT": round(mhs, 2),
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
+                    "Accepted": s.accepted_shares,
                     "Rejected": 0,
                     "Temperature": round(s.board_temp_c, 2),
                     "Chip Temp Avg": round(s.chip_temp_c, 2),
@@ -226,14 +230,7 @@ class WhatsminerFirmware(CgminerFirmware):
             {
                 "ASC": board,
                 "Slot": board,
-                "Name": "SM",
-                "ID": board,
-                "Enabled": "Y",
-                "Status": "Alive",
-                "Temperature": round(s.board_temp_c, 2),
-                "MHS av": round(ths * 1e6, 2),
-                "MHS 5s": round(ths * 1e6, 2),
-                "MHS 1m": round(ths * 1e6, 2),
+                **self.devs_fields(board, ths, s),
                 "MHS 15m": round(ths * 1e6, 2),
                 "Effective Chips": chips,
                 "PCB SN": f"{self.miner.serial_number}B{board}",
@@ -248,44 +245,6 @@ class WhatsminerFirmware(CgminerFirmware):
     def cmd_edevs(self, parameter: str | None) -> JsonDict:
         """Same as ``devs``."""
         return self.cmd_devs(parameter)
-
-    def cmd_devdetails(self, parameter: str | None) -> JsonDict:
-        """One entry per hashboard with the model (driver ``bitmicro``)."""
-        boards = [
-            {
-                "DEVDETAILS": board,
-                "Name": "SM",
-                "ID": board,
-                "Driver": "bitmicro",
-                "Kernel": "",
-                "Model": self.miner.identity.reported_model,
-            }
-            for board in range(HASHBOARDS)
-        ]
-        return self.ok(69, "Device Details", DEVDETAILS=boards)
-
-    def cmd_pools(self, parameter: str | None) -> JsonDict:
-        """The one emulated pool."""
-        s = self.miner.snapshot()
-        return self.ok(
-            7,
-            "1 Pool(s)",
-            POOLS=[
-                {
-                    "POOL": 0,
-                    "URL": POOL_URL,
-                    "Status": "Alive",
-                    "Priority": 0,
-                    "Quota": 1,
-                    "Accepted": int(s.uptime_s // 5) if s.hashing else 0,
-                    "Rejected": 0,
-                    "Get Failures": 0,
-                    "Remote Failures": 0,
-                    "User": f"hcp.{self.miner.hostname}",
-                    "Stratum Active": s.hashing,
-                }
-            ],
-        )
 
     # ------------------------------------------------------------------ privileged
 
