@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from drivers.asic_pyasic import PyasicAsicDriver, PyasicSettings  # noqa: E402
 from drivers.base import AsicCommand, GpuCommand  # noqa: E402
-from drivers.pyasic_driver import PyasicAsicDriver, PyasicSettings  # noqa: E402
 from twin.live import LiveOptions, _start_farm, run_live  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
 

@@ -30,9 +30,9 @@ from typing import IO, Any
 import polars as pl
 import simpy.rt
 
+from drivers.asic_pyasic import PyasicAsicDriver, PyasicSettings
 from drivers.base import AsicDriver
 from drivers.composite import CompositeAsicDriver
-from drivers.pyasic_driver import PyasicAsicDriver, PyasicSettings
 from drivers.sim import SimGpuDriver
 from optimizer.conservative import DEFAULT_ASSUMED_PRICE_USD_PER_MWH, AssumeHighPrice
 from optimizer.policies import PolicyContext, Strike, make_policy

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from drivers.asic_pyasic import SLEEP_POWER_MARGIN, PyasicAsicDriver, PyasicSettings
 from drivers.async_runner import AsyncRunner
 from drivers.base import AsicCommand, CommandResult
 from drivers.emulators import EmulatorFarm, FaultKind
 from drivers.emulators.farm import loopback_hosts
 from drivers.emulators.luxos import power_profiles
-from drivers.pyasic_driver import SLEEP_POWER_MARGIN, PyasicAsicDriver, PyasicSettings
 from models.fleet_physics import AsicState
 from models.hardware import ASIC_CATALOG
 from tests.drivers.asic_contract import AsicDriverContract
