@@ -13,14 +13,16 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live,service]'
 	touch $(STAMP)
 
 run: setup
 	$(BIN)/python run.py simulate $(SCENARIO) --out $(OUT)
 
+# The service tests run on SQLite and on a real PostgreSQL server: scripts/postgres_test_url.sh
+# gives its URL (starting Debian's postgresql, installing it when run as root).
 test: setup lint
-	$(BIN)/python -m pytest -q
+	HCP_TEST_POSTGRES_URL="$$(scripts/postgres_test_url.sh)" $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .

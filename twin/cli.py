@@ -13,6 +13,12 @@ Commands:
       run the same controller on the wall clock against emulated or real miners.
   emulate --miners N --subnet CIDR ...             (see twin.cli_live)
       start emulated miners that speak the firmware APIs pyasic uses.
+  serve [SCENARIO] [--db URL] [--port P] ...       (see twin.cli_service)
+      run the platform REST API with a twin running the submitted workloads.
+  keys create --role ROLE [--customer NAME] [--db URL]
+      create an API key (printed as the last line).
+  audit verify [--db URL]
+      check the audit log's hash chain.
 
 Exit codes: 0 success, 1 an unexpected failure, 2 bad input (the message names the field
 or file and the reason).
@@ -112,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     from twin.cli_live import add_live_parsers
 
     add_live_parsers(commands, _add_set)
+    from twin.cli_service import add_service_parsers
+
+    add_service_parsers(commands, _add_set)
     return parser
 
 

@@ -1,0 +1,538 @@
+"""REST API v1 of the platform (FastAPI): workloads, availability, usage, facilities,
+market signals, health and metrics.
+
+``create_app(config)`` builds the app on a database (migrated to head at start-up) and,
+when given, a :class:`service.twin_bridge.TwinBridge`: submitted workloads are committed
+first, then handed to the twin's scheduler; the bridge's status changes flow back into the
+database. Errors are problem documents (``title``, ``status``, ``errors`` by field); no
+stack trace reaches a client. Requests larger than ``max_body_bytes`` are refused with 413.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
+from optimizer.classify import Submission, classify, validate_submission
+from service import audit
+from service.api.auth import Authenticator, Principal
+from service.api.schemas import (
+    Availability,
+    EstimatedCost,
+    FacilityAvailability,
+    Sla,
+    WorkloadAccepted,
+    WorkloadPage,
+    WorkloadRequest,
+    WorkloadView,
+)
+from service.billing import quote
+from service.db import repository
+from service.db.engine import make_engine, session_factory
+from service.db.migrate import upgrade
+from service.db.models import Customer, Workload
+from service.security.rate_limit import RateLimiter
+from service.security.roles import Action
+from service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+
+LOG = logging.getLogger("hcp.service")
+
+
+@dataclass
+class ServiceConfig:
+    """How the service runs.
+
+    Attributes:
+        db_url: SQLAlchemy URL (None: the default SQLite file).
+        bridge: the twin that runs submitted workloads (None: API and database only).
+        rate_per_s: sustained requests per second per API key.
+        burst: requests a key may send at once.
+        max_body_bytes: largest request body accepted [bytes].
+    """
+
+    db_url: str | None = None
+    bridge: TwinBridge | None = None
+    rate_per_s: float = 200.0
+    burst: float = 400.0
+    max_body_bytes: int = 64 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    """The FastAPI app (see the module docstring)."""
+    upgrade(config.db_url)
+    engine = make_engine(config.db_url)
+    sessions = session_factory(engine)
+    auth = Authenticator(sessions, RateLimiter(config.rate_per_s, config.burst))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="HCP platform API", version="1.0.0", lifespan=lifespan)
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.auth = auth
+    app.state.config = config
+    _install_error_handlers(app, config.max_body_bytes)
+    if config.bridge is not None:
+        with sessions() as session:
+            repository.upsert_facilities(
+                session,
+                [
+                    repository.FacilityInfo(
+                        f.id,
+                        f.name or f.id,
+                        f.settlement_point,
+                        f.power_cap_mw,
+                        {"region": f.region},
+                    )
+                    for f in config.bridge.scenario.facilities
+                ],
+            )
+        config.bridge.on_update = lambda updates: _apply_updates(sessions, updates)
+    _routes(app, sessions, auth, config)
+    return app
+
+
+# ---------------------------------------------------------------------- routes
+
+
+def _routes(
+    app: FastAPI, sessions: sessionmaker[Session], auth: Authenticator, config: ServiceConfig
+) -> None:
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness: the database answers."""
+        with sessions() as session:
+            session.execute(text("SELECT 1"))
+        bridge = config.bridge
+        return {"status": "ok", "sim_time_s": bridge.sim_time_s if bridge else None}
+
+    @app.post("/v1/workloads/submit", status_code=201, response_model=WorkloadAccepted)
+    def submit(body: WorkloadRequest, request: Request) -> WorkloadAccepted:
+        """Submit a workload (A.1): validated, classified, committed, then scheduled."""
+        principal = auth.principal(request)
+        auth.require(principal, Action.SUBMIT_WORKLOAD, request)
+        customer_id = _customer_of(principal)
+        req = body.requirements
+        deadline_s = (body.deadline - datetime.now(UTC)).total_seconds() if body.deadline else None
+        submission = Submission(
+            estimated_duration_s=req.estimated_duration_s,
+            workload_type=body.workload_type,
+            gpu_count=req.gpu_count,
+            gpu_type=req.gpu_type,
+            hashrate_ths=req.hashrate_ths,
+            max_latency_ms=req.max_latency_ms,
+            interruptible=req.interruptible,
+            deadline_s=deadline_s,
+            checkpoint_interval_s=req.checkpoint_interval_s,
+            data_residency=req.data_residency,
+            data_gb=req.data_gb,
+        )
+        problems = validate_submission(submission)
+        if problems:
+            raise HTTPException(422, [{"field": p.field, "reason": p.reason} for p in problems])
+        classification = classify(submission)
+        spec = WORKLOAD_SPECS[classification.type_code]
+        hours = req.estimated_duration_s / 3600.0
+        price = quote(body.pricing, max(req.gpu_count, 0), hours, _spot_multiplier(config))
+        now = datetime.now(UTC)
+        estimated_start = now + timedelta(seconds=_expected_wait_s(config))
+        sla = {
+            "workload_type": classification.type_name,
+            "priority": spec.priority,
+            "max_latency_ms": None
+            if spec.max_latency_s == float("inf")
+            else spec.max_latency_s * 1000,
+            "deadline": body.deadline.isoformat() if body.deadline else None,
+            "interruptible": spec.interruptible,
+        }
+        idempotency_key = request.headers.get("Idempotency-Key")
+        request_hash = hashlib.sha256(
+            json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+        with sessions() as session:
+            try:
+                workload, created = repository.create_workload(
+                    session,
+                    customer_id,
+                    workload_type=classification.type_name,
+                    gpu_count=req.gpu_count or None,
+                    gpu_type=req.gpu_type,
+                    hashrate_ths=req.hashrate_ths or None,
+                    requirements={**req.model_dump(mode="json"), "pricing": body.pricing},
+                    deadline_at=body.deadline,
+                    callback_url=str(body.callback_url) if body.callback_url else None,
+                    sla=sla,
+                    estimated_start_at=estimated_start,
+                    estimated_cost_usd=price.usd,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+            except repository.IdempotencyConflict as conflict:
+                raise HTTPException(
+                    409, [{"field": "Idempotency-Key", "reason": str(conflict)}]
+                ) from None
+            if created:
+                audit.record(
+                    session,
+                    principal.key_id,
+                    "submit_workload",
+                    workload.id,
+                    {"type": classification.type_name, "gpus": req.gpu_count},
+                )
+            view = _accepted(workload, price.usd_per_gpu_hour, body.pricing)
+        if created and config.bridge is not None:
+            config.bridge.submit(
+                _bridge_job(
+                    workload.id, customer_id, classification.type_name, body, price.usd_per_gpu_hour
+                )
+            )
+        return view
+
+    @app.get("/v1/workloads/{workload_id}/status", response_model=WorkloadView)
+    def status(workload_id: str, request: Request) -> WorkloadView:
+        """One workload (customers see only their own)."""
+        principal = auth.principal(request)
+        scope = _read_scope(
+            auth, principal, request, Action.READ_OWN_WORKLOAD, Action.READ_ANY_WORKLOAD
+        )
+        with sessions() as session:
+            workload = repository.get_workload(session, workload_id, scope)
+            if workload is None:
+                raise HTTPException(404, f"no workload {workload_id}")
+            return _view(workload)
+
+    @app.post("/v1/workloads/{workload_id}/cancel", response_model=WorkloadView)
+    def cancel(workload_id: str, request: Request) -> WorkloadView:
+        """Cancel a queued or running workload."""
+        principal = auth.principal(request)
+        if principal.role == "customer":
+            auth.require(principal, Action.CANCEL_OWN, request)
+            scope: str | None = principal.customer_id
+        else:
+            auth.require(principal, Action.CANCEL_ANY, request)
+            scope = None
+        with sessions() as session:
+            try:
+                workload = repository.cancel_workload(session, workload_id, customer_id=scope)
+            except repository.WorkloadNotFound:
+                raise HTTPException(404, f"no workload {workload_id}") from None
+            except repository.InvalidTransition as error:
+                raise HTTPException(409, [{"field": "status", "reason": str(error)}]) from None
+            audit.record(session, principal.key_id, "cancel_workload", workload_id, {})
+            return _view(workload)
+
+    @app.get("/v1/workloads", response_model=WorkloadPage)
+    def list_workloads(
+        request: Request, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> WorkloadPage:
+        """Workloads, newest first, keyset-paginated (``next_cursor``)."""
+        principal = auth.principal(request)
+        scope = _read_scope(auth, principal, request, Action.LIST_OWN, Action.LIST_ANY)
+        with sessions() as session:
+            try:
+                items, next_cursor = repository.list_workloads(
+                    session, scope, status=status, limit=limit, cursor=cursor
+                )
+            except repository.InvalidField as error:
+                raise HTTPException(422, [{"field": error.field, "reason": error.reason}]) from None
+            return WorkloadPage(items=[_view(w) for w in items], next_cursor=next_cursor)
+
+    @app.get("/v1/resources/availability", response_model=Availability)
+    def availability(
+        request: Request, gpu_type: str | None = None, region: str | None = None, min_gpus: int = 0
+    ) -> Availability:
+        """Free GPUs per facility and type now (A.2), with prices."""
+        principal = auth.principal(request)
+        auth.require(principal, Action.READ_RESOURCES, request)
+        return Availability(
+            as_of=datetime.now(UTC),
+            facilities=[
+                f
+                for f in _availability(config)
+                if (gpu_type is None or f.gpu_type == gpu_type)
+                and (region is None or f.region == region)
+                and f.available >= min_gpus
+            ],
+        )
+
+    @app.get("/v1/billing/usage")
+    def usage(request: Request, customer_id: str | None = None) -> dict[str, Any]:
+        """Usage and charges of a customer (customers: their own)."""
+        principal = auth.principal(request)
+        if principal.role == "customer":
+            auth.require(principal, Action.READ_BILLING_OWN, request)
+            customer_id = principal.customer_id
+        else:
+            auth.require(principal, Action.READ_BILLING_ANY, request)
+        if customer_id is None:
+            raise HTTPException(422, [{"field": "customer_id", "reason": "required"}])
+        with sessions() as session:
+            workloads, _cursor = repository.list_workloads(session, customer_id, limit=500)
+            cost = sum(float(w.cost_usd or 0) for w in workloads)
+            estimated = sum(float(w.estimated_cost_usd or 0) for w in workloads)
+        return {
+            "customer_id": customer_id,
+            "workloads": len(workloads),
+            "charged_usd": round(cost, 6),
+            "estimated_usd": round(estimated, 6),
+        }
+
+    @app.get("/v1/facilities")
+    def facilities(request: Request) -> list[dict[str, Any]]:
+        """The sandbox's facilities."""
+        principal = auth.principal(request)
+        auth.require(principal, Action.READ_RESOURCES, request)
+        bridge = config.bridge
+        if bridge is None:
+            return []
+        return [
+            {
+                "id": f.id,
+                "region": f.region,
+                "settlement_point": f.settlement_point,
+                "power_cap_mw": f.power_cap_mw,
+            }
+            for f in bridge.scenario.facilities
+        ]
+
+    @app.get("/v1/market")
+    def market(request: Request) -> dict[str, Any]:
+        """Current market signals of the sandbox."""
+        principal = auth.principal(request)
+        auth.require(principal, Action.READ_RESOURCES, request)
+        bridge = config.bridge
+        if bridge is None:
+            return {}
+        t_s = bridge.sim_time_s
+        grid = bridge.world.grid
+        return {
+            "sim_time_s": t_s,
+            "prices_usd_per_mwh": {
+                f.id: grid.price_usd_per_mwh(f.settlement_point, t_s)
+                for f in bridge.scenario.facilities
+            },
+            "gpu_rental_multiplier": _spot_multiplier(config),
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        """Prometheus metrics of the service."""
+        with sessions() as session:
+            rows = session.execute(
+                text("SELECT status, COUNT(*) FROM workloads GROUP BY status")
+            ).all()
+            counts = {str(status): int(count) for status, count in rows}
+        lines = ["# TYPE hcp_workloads gauge"]
+        lines += [f'hcp_workloads{{status="{k}"}} {v}' for k, v in sorted(counts.items())]
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _customer_of(principal: Principal) -> str:
+    if principal.customer_id is None:
+        raise HTTPException(403, "only customer keys submit workloads")
+    return principal.customer_id
+
+
+def _read_scope(
+    auth: Authenticator, principal: Principal, request: Request, own: Action, any_: Action
+) -> str | None:
+    """The customer to scope a read to (None: staff may read all)."""
+    if principal.role == "customer":
+        auth.require(principal, own, request)
+        return principal.customer_id
+    auth.require(principal, any_, request)
+    return None
+
+
+def _spot_multiplier(config: ServiceConfig) -> float:
+    bridge = config.bridge
+    if bridge is None:
+        return 1.0
+    return float(bridge.world.market.gpu_rental_multiplier.at(bridge.sim_time_s))
+
+
+def _expected_wait_s(config: ServiceConfig) -> float:
+    """A start estimate: the next tick of the twin (wall seconds)."""
+    bridge = config.bridge
+    return bridge.controller.interval_s / bridge.speed if bridge is not None else 0.0
+
+
+def _availability(config: ServiceConfig) -> list[FacilityAvailability]:
+    bridge = config.bridge
+    if bridge is None:
+        return []
+    world = bridge.world
+    busy = world.scheduler.busy
+    t_s = bridge.sim_time_s
+    rows = []
+    for index, pool in enumerate(world.pools):
+        if not pool.is_gpu:
+            continue
+        facility = world.scenario.facilities[pool.facility]
+        type_id = world.gpu_type_ids[pool.gpu_type]
+        spec = world.gpu_fleet.types[[t.type_id for t in world.gpu_fleet.types].index(type_id)]
+        rows.append(
+            FacilityAvailability(
+                facility_id=facility.id,
+                region=facility.region,
+                gpu_type=type_id,
+                total=int(pool.installed),
+                available=max(0, int(pool.capacity - busy[index])),
+                price_usd_per_gpu_hour=spec.rental_index_usd_per_gpu_hour
+                * _spot_multiplier(config),
+                power_price_usd_per_mwh=world.grid.price_usd_per_mwh(
+                    facility.settlement_point, t_s
+                ),
+            )
+        )
+    return rows
+
+
+def _accepted(workload: Workload, usd_per_gpu_hour: float, pricing: str) -> WorkloadAccepted:
+    sla = workload.sla or {}
+    return WorkloadAccepted(
+        workload_id=workload.id,
+        status="queued",
+        estimated_start=workload.estimated_start_at or workload.created_at,
+        estimated_cost=EstimatedCost(
+            usd=float(workload.estimated_cost_usd or 0),
+            pricing=pricing,  # type: ignore[arg-type]
+            usd_per_gpu_hour=usd_per_gpu_hour,
+        ),
+        sla=Sla(
+            workload_type=sla.get("workload_type", workload.workload_type),
+            priority=int(sla.get("priority", workload.priority)),
+            max_latency_ms=sla.get("max_latency_ms"),
+            deadline=workload.deadline_at,
+            interruptible=bool(sla.get("interruptible", True)),
+        ),
+    )
+
+
+def _view(workload: Workload) -> WorkloadView:
+    return WorkloadView(
+        workload_id=workload.id,
+        customer_id=workload.customer_id,
+        workload_type=workload.workload_type,
+        status=workload.status,  # type: ignore[arg-type]
+        created_at=workload.created_at,
+        started_at=workload.started_at,
+        completed_at=workload.completed_at,
+        facility_id=workload.facility_id,
+        cost_usd=float(workload.cost_usd) if workload.cost_usd is not None else None,
+        requirements=workload.requirements or {},
+    )
+
+
+def _bridge_job(
+    workload_id: str, customer_id: str, type_name: str, body: WorkloadRequest, rate: float
+) -> BridgeJob:
+    req = body.requirements
+    deadline_s = (body.deadline - datetime.now(UTC)).total_seconds() if body.deadline else None
+    return BridgeJob(
+        workload_id=workload_id,
+        customer=customer_id,
+        workload_type=type_name,
+        gpus=req.gpu_count,
+        gpu_type=req.gpu_type,
+        hashrate_ths=req.hashrate_ths,
+        work_s=req.estimated_duration_s,
+        deadline_s=deadline_s,
+        checkpoint_interval_s=req.checkpoint_interval_s,
+        price_usd_per_gpu_hour=rate,
+    )
+
+
+def _apply_updates(sessions: sessionmaker[Session], updates: list[JobUpdate]) -> None:
+    """Write the twin's status changes into the database."""
+    with sessions() as session:
+        for update in updates:
+            try:
+                repository.set_status(
+                    session,
+                    update.workload_id,
+                    update.status,
+                    reason=update.reason or None,
+                    facility_id=update.facility_id,
+                    cost_usd=update.revenue_usd,
+                )
+            except repository.RepositoryError as error:  # e.g. cancelled meanwhile
+                LOG.warning(
+                    "status %s for %s not applied: %s", update.status, update.workload_id, error
+                )
+
+
+def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return _problem(
+                413,
+                "request body too large",
+                [{"field": "body", "reason": f"larger than {max_body_bytes} bytes"}],
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "field": ".".join(
+                    str(p) for p in e["loc"] if p != "body" and not isinstance(p, int)
+                )
+                or "body",
+                "reason": e["msg"],
+            }
+            for e in error.errors()
+        ]
+        return _problem(422, "invalid request", problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        detail = error.detail
+        problems: list[dict[str, str]] = detail if isinstance(detail, list) else []
+        title = detail if isinstance(detail, str) else "invalid request"
+        return _problem(error.status_code, title, problems, dict(error.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, error: Exception) -> JSONResponse:
+        LOG.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal error", [])
+
+
+def _problem(
+    status: int,
+    title: str,
+    errors: list[dict[str, str]],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"title": title, "status": status, "errors": errors},
+        status_code=status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+__all__ = ["TYPE_NAMES", "Customer", "ServiceConfig", "create_app"]

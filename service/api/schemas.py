@@ -1,0 +1,122 @@
+"""Request and response bodies of REST API v1 (the PRD's Appendix A.1 and A.2 shapes).
+
+``WorkloadRequest`` is what a customer posts to ``/v1/workloads/submit``; its
+``requirements`` map onto :class:`optimizer.classify.Submission`, which checks them and picks
+the workload type (every problem is returned at once, each naming its field).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+Pricing = Literal["pay_per_use", "reserved", "spot"]
+WorkloadStatus = Literal["queued", "running", "completed", "cancelled", "rejected"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Requirements(_Body):
+    """What the workload needs (fields of :class:`optimizer.classify.Submission`)."""
+
+    estimated_duration_s: float = Field(gt=0, le=365 * 86400)
+    gpu_count: int = Field(0, ge=0, le=4096)
+    gpu_type: str | None = Field(None, max_length=40)
+    hashrate_ths: float = Field(0.0, ge=0, le=1e7)
+    max_latency_ms: float | None = Field(None, gt=0, le=86400000)
+    interruptible: bool | None = None
+    checkpoint_interval_s: float | None = Field(None, gt=0, le=365 * 86400)
+    data_residency: str | None = Field(None, max_length=20)
+    data_gb: float = Field(0.0, ge=0, le=1e7)
+
+
+class WorkloadRequest(_Body):
+    """``POST /v1/workloads/submit`` (A.1 request)."""
+
+    workload_type: str | None = Field(None, max_length=40)
+    requirements: Requirements
+    deadline: datetime | None = None
+    pricing: Pricing = "pay_per_use"
+    callback_url: HttpUrl | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EstimatedCost(_Body):
+    """What the workload is expected to cost."""
+
+    usd: float
+    pricing: Pricing
+    usd_per_gpu_hour: float
+
+
+class Sla(_Body):
+    """The service level the workload gets."""
+
+    workload_type: str
+    priority: int
+    max_latency_ms: float | None
+    deadline: datetime | None
+    interruptible: bool
+
+
+class WorkloadAccepted(_Body):
+    """``POST /v1/workloads/submit`` (A.1 response)."""
+
+    workload_id: str
+    status: WorkloadStatus
+    estimated_start: datetime
+    estimated_cost: EstimatedCost
+    sla: Sla
+
+
+class WorkloadView(_Body):
+    """``GET /v1/workloads/{id}/status`` and list items."""
+
+    workload_id: str
+    customer_id: str
+    workload_type: str
+    status: WorkloadStatus
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    facility_id: str | None
+    cost_usd: float | None
+    requirements: dict[str, Any]
+
+
+class WorkloadPage(_Body):
+    """``GET /v1/workloads`` (keyset-paginated)."""
+
+    items: list[WorkloadView]
+    next_cursor: str | None
+
+
+class FacilityAvailability(_Body):
+    """Free capacity of one GPU type at one facility (A.2 response item)."""
+
+    facility_id: str
+    region: str
+    gpu_type: str
+    total: int
+    available: int
+    price_usd_per_gpu_hour: float
+    power_price_usd_per_mwh: float
+
+
+class Availability(_Body):
+    """``GET /v1/resources/availability`` (A.2 response)."""
+
+    as_of: datetime
+    facilities: list[FacilityAvailability]
+
+
+class ProblemDetail(_Body):
+    """Every error body: a short title, the HTTP status, and the problems by field."""
+
+    title: str
+    status: int
+    errors: list[dict[str, str]] = Field(default_factory=list)

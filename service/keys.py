@@ -1,0 +1,76 @@
+"""API keys for people and systems: ``python run.py keys create --role ROLE [--customer NAME]
+--db URL`` prints the new key as its last line (it is shown once; only its hash is kept).
+
+Customer keys belong to a customer (created by name if new). Operator and admin keys get a
+TOTP secret for the actions that need a second factor; it is printed once, before the key,
+for the authenticator app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from service import audit
+from service.db.engine import make_engine, session_factory
+from service.db.migrate import upgrade
+from service.db.models import ApiKey, Customer, new_id
+from service.db.repository import create_customer
+from service.security.api_keys import generate_api_key
+from service.security.roles import Role
+from service.security.totp import new_totp_secret
+
+
+class KeyError_(ValueError):
+    """A key could not be created; the message names the option."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key just created: the plaintext is never stored."""
+
+    key: str
+    key_id: str
+    role: str
+    customer_id: str | None
+    totp_secret: str | None
+
+
+def create_key(db_url: str | None, role: str, customer: str | None = None) -> NewKey:
+    """Create an API key of ``role`` (customer keys need ``customer``, a name)."""
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise KeyError_(f"--role: must be one of customer, operator, admin, not {role!r}") from None
+    if role_value is Role.CUSTOMER and not customer:
+        raise KeyError_("--customer: a customer key needs the customer's name")
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        return _insert_key(session_factory(engine), role_value, customer)
+    finally:
+        engine.dispose()
+
+
+def _insert_key(sessions: Any, role_value: Role, customer: str | None) -> NewKey:
+    plaintext, prefix, key_hash = generate_api_key()
+    totp = None if role_value is Role.CUSTOMER else new_totp_secret()
+    with sessions() as session:
+        customer_id = None
+        if customer:
+            found = session.scalars(select(Customer).where(Customer.name == customer)).first()
+            customer_id = found.id if found else create_customer(session, customer).id
+        key = ApiKey(
+            id=new_id("api_key"),
+            key_prefix=prefix,
+            key_hash=key_hash,
+            role=role_value.value,
+            customer_id=customer_id,
+            totp_secret=totp,
+        )
+        session.add(key)
+        session.commit()
+        audit.record(session, "system", "create_key", key.id, {"role": role_value.value})
+        return NewKey(plaintext, key.id, role_value.value, customer_id, totp)

@@ -1,0 +1,189 @@
+"""REST API v1 end to end on SQLite and PostgreSQL: submit, status, list, cancel, roles,
+tenancy, idempotency, validation, limits, audit chain, and the twin running the work."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import ServiceConfig, create_app
+from service.audit import verify
+from service.db.engine import make_engine, session_factory
+from service.keys import create_key
+from service.security.totp import totp_code
+from service.twin_bridge import TwinBridge
+from twin.scenario import load_scenario
+
+BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.yaml"
+
+BATCH = {
+    "workload_type": "ai_inference_batch",
+    "requirements": {"gpu_count": 2, "gpu_type": "h100_sxm", "estimated_duration_s": 600},
+}
+
+
+@pytest.fixture
+def service(db_url):
+    """A client on a fresh service and one key per role (two customers)."""
+    keys = {
+        "alice": create_key(db_url, "customer", "Alice Corp"),
+        "bob": create_key(db_url, "customer", "Bob Labs"),
+        "operator": create_key(db_url, "operator"),
+        "admin": create_key(db_url, "admin"),
+    }
+    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1000, burst=1000))
+    with TestClient(app) as client:
+        yield client, keys, db_url
+
+
+def _headers(key, totp: bool = False) -> dict[str, str]:
+    headers = {"X-API-Key": key.key}
+    if totp and key.totp_secret:
+        headers["X-TOTP"] = totp_code(key.totp_secret, time.time())
+    return headers
+
+
+def test_submit_status_list_cancel_round_trip(service) -> None:
+    """A customer submits (A.1 reply with id, status, estimate, SLA), reads it back, finds it
+    in its list, cancels it; a second cancel is a no-op; the audit chain verifies."""
+    client, keys, db_url = service
+    reply = client.post("/v1/workloads/submit", json=BATCH, headers=_headers(keys["alice"]))
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["status"] == "queued" and body["workload_id"].startswith("wl_")
+    assert body["sla"]["workload_type"] == "ai_inference_batch"
+    assert body["estimated_cost"]["usd"] == pytest.approx(2 * 600 / 3600 * 2.5)
+    workload_id = body["workload_id"]
+    status = client.get(f"/v1/workloads/{workload_id}/status", headers=_headers(keys["alice"]))
+    assert status.status_code == 200 and status.json()["status"] == "queued"
+    listed = client.get("/v1/workloads", headers=_headers(keys["alice"])).json()
+    assert [w["workload_id"] for w in listed["items"]] == [workload_id]
+    for _ in range(2):
+        cancelled = client.post(
+            f"/v1/workloads/{workload_id}/cancel", headers=_headers(keys["alice"])
+        )
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        report = verify(session)
+    engine.dispose()
+    assert report.ok and report.count >= 4 + 1 + 2  # keys, submit, cancels
+
+
+def test_tenants_see_only_their_own_and_roles_are_enforced(service) -> None:
+    """Bob cannot read or cancel Alice's workload (404, not 403: no existence leak);
+    staff read any; cancelling another's workload needs MFA; customers cannot list all."""
+    client, keys, _ = service
+    workload_id = client.post(
+        "/v1/workloads/submit", json=BATCH, headers=_headers(keys["alice"])
+    ).json()["workload_id"]
+    bob = _headers(keys["bob"])
+    assert client.get(f"/v1/workloads/{workload_id}/status", headers=bob).status_code == 404
+    assert client.post(f"/v1/workloads/{workload_id}/cancel", headers=bob).status_code == 404
+    assert client.get("/v1/workloads", headers=bob).json()["items"] == []
+    operator = keys["operator"]
+    assert (
+        client.get(f"/v1/workloads/{workload_id}/status", headers=_headers(operator)).status_code
+        == 200
+    )
+    no_mfa = client.post(f"/v1/workloads/{workload_id}/cancel", headers=_headers(operator))
+    assert no_mfa.status_code == 401 and "mfa" in no_mfa.json()["title"]
+    with_mfa = client.post(
+        f"/v1/workloads/{workload_id}/cancel", headers=_headers(operator, totp=True)
+    )
+    assert with_mfa.status_code == 200
+    assert (
+        client.post("/v1/workloads/submit", json=BATCH, headers=_headers(operator)).status_code
+        == 403
+    )
+    assert client.get("/v1/workloads").status_code == 401
+    assert client.get("/v1/workloads", headers={"X-API-Key": "hcp_" + "x" * 40}).status_code == 401
+
+
+def test_idempotency_key_makes_retries_safe(service) -> None:
+    """The same Idempotency-Key and body returns the first workload; another body with the
+    same key is a conflict."""
+    client, keys, _ = service
+    headers = {**_headers(keys["alice"]), "Idempotency-Key": "retry-1"}
+    first = client.post("/v1/workloads/submit", json=BATCH, headers=headers).json()
+    again = client.post("/v1/workloads/submit", json=BATCH, headers=headers).json()
+    assert again["workload_id"] == first["workload_id"]
+    other = {**BATCH, "requirements": {**BATCH["requirements"], "gpu_count": 4}}
+    conflict = client.post("/v1/workloads/submit", json=other, headers=headers)
+    assert (
+        conflict.status_code == 409 and conflict.json()["errors"][0]["field"] == "Idempotency-Key"
+    )
+    listed = client.get("/v1/workloads", headers=_headers(keys["alice"])).json()["items"]
+    assert len(listed) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"requirements": {"gpu_count": 1}}, "requirements.estimated_duration_s"),
+        ({"requirements": {"gpu_count": -1, "estimated_duration_s": 60}}, "requirements.gpu_count"),
+        (
+            {"requirements": {"gpu_count": 1, "estimated_duration_s": 60, "gpu_type": "tpu9"}},
+            "gpu_type",
+        ),
+        (
+            {
+                "workload_type": "bitcoin_mining",
+                "requirements": {"gpu_count": 2, "estimated_duration_s": 60},
+            },
+            "gpu_count",
+        ),
+        ({"requirements": {"estimated_duration_s": 60}, "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_bodies_name_the_field_and_never_crash(service, body, field) -> None:
+    """Invalid submissions answer 422 naming the field; nothing is stored."""
+    client, keys, _ = service
+    reply = client.post("/v1/workloads/submit", json=body, headers=_headers(keys["alice"]))
+    assert reply.status_code == 422, reply.text
+    assert any(e["field"] == field for e in reply.json()["errors"]), reply.json()
+    assert client.get("/v1/workloads", headers=_headers(keys["alice"])).json()["items"] == []
+
+
+def test_oversized_bodies_and_rate_limits_are_refused(db_url) -> None:
+    """A body over the limit gets 413; a key past its burst gets 429 with Retry-After."""
+    key = create_key(db_url, "customer", "Carol")
+    client = TestClient(
+        create_app(ServiceConfig(db_url=db_url, rate_per_s=0.5, burst=3, max_body_bytes=512))
+    )
+    big = {**BATCH, "metadata": {"blob": "x" * 2000}}
+    assert client.post("/v1/workloads/submit", json=big, headers=_headers(key)).status_code == 413
+    codes = [client.get("/v1/workloads", headers=_headers(key)).status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[-1] == 429
+    limited = client.get("/v1/workloads", headers=_headers(key))
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_submitted_work_runs_in_the_twin_and_its_status_comes_back(db_url) -> None:
+    """With a twin attached, a submitted batch job enters the scheduler on the next tick,
+    runs, completes, and the API reports it completed with a facility and a cost."""
+    scenario = load_scenario(BASELINE, {"duration_days": 1})
+    bridge = TwinBridge(scenario, speed=600.0, background_demand=False)
+    key = create_key(db_url, "customer", "Dana")
+    with TestClient(create_app(ServiceConfig(db_url=db_url, bridge=bridge))) as client:
+        _runs_in_the_twin(client, bridge, key)
+
+
+def _runs_in_the_twin(client, bridge, key) -> None:
+    workload_id = client.post("/v1/workloads/submit", json=BATCH, headers=_headers(key)).json()[
+        "workload_id"
+    ]
+    statuses = []
+    for _ in range(4):
+        bridge.step()
+        statuses.append(
+            client.get(f"/v1/workloads/{workload_id}/status", headers=_headers(key)).json()
+        )
+    assert statuses[0]["status"] == "running" and statuses[0]["facility_id"]
+    assert statuses[-1]["status"] == "completed" and statuses[-1]["cost_usd"] > 0
+    available = client.get("/v1/resources/availability?gpu_type=h100_sxm", headers=_headers(key))
+    assert available.status_code == 200
+    assert all(f["gpu_type"] == "h100_sxm" for f in available.json()["facilities"])

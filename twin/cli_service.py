@@ -1,0 +1,101 @@
+"""Command line for the platform service.
+
+serve [SCENARIO] [--db URL] [--port P] [--host H] [--mode sim] [--speed X]
+    run the REST API; in sim mode a twin of SCENARIO runs the submitted workloads.
+keys create --role customer|operator|admin [--customer NAME] [--db URL]
+    create an API key; prints it as the last line (and a TOTP secret for staff keys).
+audit verify [--db URL]
+    check the audit log's hash chain; exit 1 and say where it breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``serve``, ``keys`` and ``audit`` to the main parser's subparsers."""
+    serve = commands.add_parser("serve", help="run the platform REST API")
+    serve.add_argument("scenario", type=Path, nargs="?", default=Path("scenarios/baseline.yaml"))
+    serve.add_argument("--db", help="database URL (default sqlite:///results/service/hcp.db)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--mode", choices=("sim",), default="sim")
+    serve.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
+    serve.add_argument(
+        "--no-background-demand",
+        action="store_true",
+        help="run only the API's workloads, not the scenario's synthetic demand",
+    )
+    add_set(serve)
+    serve.set_defaults(handler=_serve)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints it last")
+    create.add_argument("--role", required=True, choices=("customer", "operator", "admin"))
+    create.add_argument("--customer", help="customer name (customer keys)")
+    create.add_argument("--db", help="database URL")
+    create.set_defaults(handler=_keys_create)
+
+    audit = commands.add_parser("audit", help="audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="check the audit log's hash chain")
+    verify.add_argument("--db", help="database URL")
+    verify.set_defaults(handler=_audit_verify)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import ServiceConfig, create_app
+    from service.twin_bridge import TwinBridge
+    from twin.cli import _load
+
+    scenario = _load(args)
+    bridge = TwinBridge(scenario, speed=args.speed, background_demand=not args.no_background_demand)
+    app = create_app(ServiceConfig(db_url=args.db, bridge=bridge))
+    bridge.start()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        bridge.stop()
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.keys import KeyError_, create_key
+    from twin.cli import InputError
+
+    try:
+        key = create_key(args.db, args.role, args.customer)
+    except KeyError_ as error:
+        raise InputError(str(error)) from None
+    print(f"key id: {key.key_id} role: {key.role} customer: {key.customer_id or '-'}")
+    if key.totp_secret:
+        print(f"totp secret (add to an authenticator app): {key.totp_secret}")
+    print(key.key)
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from service.audit import verify
+    from service.db.engine import make_engine, session_factory
+
+    engine = make_engine(args.db)
+    try:
+        with session_factory(engine)() as session:
+            report = verify(session)
+    finally:
+        engine.dispose()
+    if report.ok:
+        print(f"audit log intact: {report.count} entries, head {report.head_hash[:16]}")
+        return 0
+    print(
+        f"audit log broken at entry {report.first_bad_id} (position {report.first_bad_index}): "
+        f"{report.reason}"
+    )
+    return 1
