@@ -51,9 +51,9 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.api.app import ServiceConfig, create_app
-    from service.twin_bridge import TwinBridge
     from twin.cli import _load
+    from twin.service.api.app import ServiceConfig, create_app
+    from twin.service.twin_bridge import TwinBridge
 
     scenario = _load(args)
     bridge = TwinBridge(scenario, speed=args.speed, background_demand=not args.no_background_demand)
@@ -67,8 +67,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from service.keys import KeyError_, create_key
     from twin.cli import InputError
+    from twin.service.keys import KeyError_, create_key
 
     try:
         key = create_key(args.db, args.role, args.customer)
@@ -82,8 +82,8 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from service.audit import verify
-    from service.db.engine import make_engine, session_factory
+    from twin.service.audit import verify
+    from twin.service.db.engine import make_engine, session_factory
 
     engine = make_engine(args.db)
     try:

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
 from optimizer.classify import Submission, classify, validate_submission
-from service import audit
-from service.api.auth import Authenticator, Principal
-from service.api.schemas import (
+from twin.service import audit
+from twin.service.api.auth import Authenticator, Principal
+from twin.service.api.schemas import (
     Availability,
     EstimatedCost,
     FacilityAvailability,
@@ -39,14 +39,14 @@ from service.api.schemas import (
     WorkloadRequest,
     WorkloadView,
 )
-from service.billing import quote
-from service.db import repository
-from service.db.engine import make_engine, session_factory
-from service.db.migrate import upgrade
-from service.db.models import Customer, Workload
-from service.security.rate_limit import RateLimiter
-from service.security.roles import Action
-from service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+from twin.service.billing import quote
+from twin.service.db import repository
+from twin.service.db.engine import make_engine, session_factory
+from twin.service.db.migrate import upgrade
+from twin.service.db.models import Customer, Workload
+from twin.service.security.rate_limit import RateLimiter
+from twin.service.security.roles import Action
+from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
 
 LOG = logging.getLogger("hcp.service")
 

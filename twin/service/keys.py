@@ -13,14 +13,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service import audit
-from service.db.engine import make_engine, session_factory
-from service.db.migrate import upgrade
-from service.db.models import ApiKey, Customer, new_id
-from service.db.repository import create_customer
-from service.security.api_keys import generate_api_key
-from service.security.roles import Role
-from service.security.totp import new_totp_secret
+from twin.service import audit
+from twin.service.db.engine import make_engine, session_factory
+from twin.service.db.migrate import upgrade
+from twin.service.db.models import ApiKey, Customer, new_id
+from twin.service.db.repository import create_customer
+from twin.service.security.api_keys import generate_api_key
+from twin.service.security.roles import Role
+from twin.service.security.totp import new_totp_secret
 
 
 class KeyError_(ValueError):

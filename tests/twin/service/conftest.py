@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from service.db.engine import make_engine, session_factory
-from service.db.migrate import upgrade
+from twin.service.db.engine import make_engine, session_factory
+from twin.service.db.migrate import upgrade
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 POSTGRES_URL_SCRIPT = REPO_ROOT / "scripts" / "postgres_test_url.sh"
 POSTGRES_URL_ENV = "HCP_TEST_POSTGRES_URL"
 POSTGRES_HELP = (

@@ -1,17 +1,17 @@
-"""Alembic environment: runs migrations on the connection that ``service.db.migrate`` passes.
+"""Alembic environment: runs migrations on the connection that ``twin.service.db.migrate`` passes.
 
 There is no ``alembic.ini``: :func:`service.db.migrate.alembic_config` builds the
 configuration in code and puts an open SQLAlchemy connection in
 ``config.attributes["connection"]``, so the engine's settings (SQLite pragmas, the
 PostgreSQL driver) apply to migrations too. ``target_metadata`` is the models' metadata,
-which ``python -m service.db.migrate revision --autogenerate`` compares against.
+which ``python -m twin.service.db.migrate revision --autogenerate`` compares against.
 """
 
 from __future__ import annotations
 
 from alembic import context
 
-from service.db.models import Base
+from twin.service.db.models import Base
 
 
 class MigrationSetupError(RuntimeError):
@@ -23,13 +23,13 @@ def run_migrations() -> None:
     if context.is_offline_mode():
         raise MigrationSetupError(
             "offline (SQL script) migrations are not supported; run "
-            "`python -m service.db.migrate upgrade --url URL` against a database"
+            "`python -m twin.service.db.migrate upgrade --url URL` against a database"
         )
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise MigrationSetupError(
             "no database connection in the Alembic config; run migrations through "
-            "service.db.migrate.upgrade(url) or `python -m service.db.migrate upgrade`"
+            "twin.service.db.migrate.upgrade(url) or `python -m twin.service.db.migrate upgrade`"
         )
     context.configure(
         connection=connection,

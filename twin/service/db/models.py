@@ -22,7 +22,7 @@ Conventions (the same on SQLite and PostgreSQL):
 - Constraint and index names follow :data:`NAMING_CONVENTION`, so the migrations and the
   models name everything alike on every backend.
 
-The schema itself is created only by the Alembic migrations (``service/db/migrations``);
+The schema itself is created only by the Alembic migrations (``twin/service/db/migrations``);
 tests check that these models and the migrated schema do not differ.
 """
 

@@ -1,12 +1,12 @@
 """Schema migrations: bring a database to the newest schema with Alembic, in code.
 
 There is no ``alembic.ini``; :func:`alembic_config` points Alembic at
-``service/db/migrations`` and hands it a connection from :func:`make_engine`, so the same
+``twin/service/db/migrations`` and hands it a connection from :func:`make_engine`, so the same
 URL conventions and SQLite settings apply. Command line::
 
-    python -m service.db.migrate upgrade [--url URL]      # to head
-    python -m service.db.migrate current [--url URL]      # print the applied revision
-    python -m service.db.migrate revision -m "add x" [--autogenerate] [--url URL]
+    python -m twin.service.db.migrate upgrade [--url URL]      # to head
+    python -m twin.service.db.migrate current [--url URL]      # print the applied revision
+    python -m twin.service.db.migrate revision -m "add x" [--autogenerate] [--url URL]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from service.db.engine import make_engine
+from twin.service.db.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """Alembic script location (env.py, script.py.mako, versions/)."""
@@ -81,7 +81,7 @@ def make_revision(message: str, *, autogenerate: bool, url: str | None = None) -
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry: ``upgrade``, ``current`` or ``revision``."""
-    parser = argparse.ArgumentParser(prog="python -m service.db.migrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m twin.service.db.migrate", description=__doc__)
     parser.add_argument("--url", help="database URL (default: $HCP_DATABASE_URL or SQLite)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("upgrade", help="migrate to the newest revision")

@@ -31,8 +31,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
-from service.db.engine import WRITE_TRANSACTION_OPTION
-from service.db.models import (
+from twin.service.db.engine import WRITE_TRANSACTION_OPTION
+from twin.service.db.models import (
     ACTIVE_WORKLOAD_STATUSES,
     API_KEY_ROLES,
     PRICING_MODELS,

@@ -18,11 +18,11 @@ from fastapi import HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import ApiKey
-from service.security.api_keys import KeyCache, key_prefix
-from service.security.rate_limit import RateLimiter
-from service.security.roles import AccessDecision, Action, authorize
-from service.security.totp import verify_totp
+from twin.service.db.models import ApiKey
+from twin.service.security.api_keys import KeyCache, key_prefix
+from twin.service.security.rate_limit import RateLimiter
+from twin.service.security.roles import AccessDecision, Action, authorize
+from twin.service.security.totp import verify_totp
 
 
 @dataclass(frozen=True, slots=True)

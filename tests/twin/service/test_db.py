@@ -23,17 +23,17 @@ from sqlalchemy import Column, Engine, Integer, MetaData, func, inspect, select,
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.db import repository as repo
-from service.db.engine import (
+from twin.service.db import repository as repo
+from twin.service.db.engine import (
     DATABASE_URL_ENV,
     SQLITE_BUSY_TIMEOUT_MS,
     make_engine,
     session_factory,
 )
-from service.db.migrate import current_revision, head_revision, upgrade
-from service.db.models import AuditEntry, Base, Workload
+from twin.service.db.migrate import current_revision, head_revision, upgrade
+from twin.service.db.models import AuditEntry, Base, Workload
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
 
 
@@ -566,8 +566,8 @@ def test_committed_workload_survives_engine_restart(db_url: str) -> None:
 
 _WRITER = """
 import sys
-from service.db import repository as repo
-from service.db.engine import make_engine, session_factory
+from twin.service.db import repository as repo
+from twin.service.db.engine import make_engine, session_factory
 
 url, customer_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with session_factory(make_engine(url))() as session:

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.engine import WRITE_TRANSACTION_OPTION
-from service.db.models import AuditEntry
-from service.security.audit_chain import GENESIS, ChainReport, seal_record, verify_chain
+from twin.service.db.engine import WRITE_TRANSACTION_OPTION
+from twin.service.db.models import AuditEntry
+from twin.service.security.audit_chain import GENESIS, ChainReport, seal_record, verify_chain
 
 _LOCK = threading.Lock()
 """Serializes appends in this process (the chain has one head)."""

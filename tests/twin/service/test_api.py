@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.app import ServiceConfig, create_app
-from service.audit import verify
-from service.db.engine import make_engine, session_factory
-from service.keys import create_key
-from service.security.totp import totp_code
-from service.twin_bridge import TwinBridge
 from twin.scenario import load_scenario
+from twin.service.api.app import ServiceConfig, create_app
+from twin.service.audit import verify
+from twin.service.db.engine import make_engine, session_factory
+from twin.service.keys import create_key
+from twin.service.security.totp import totp_code
+from twin.service.twin_bridge import TwinBridge
 
-BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.yaml"
+BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.yaml"
 
 BATCH = {
     "workload_type": "ai_inference_batch",

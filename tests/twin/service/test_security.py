@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from service.security.api_keys import (
+from twin.service.security.api_keys import (
     API_KEY_CHARS,
     API_KEY_PREFIX,
     KEY_PREFIX_CHARS,
@@ -27,7 +27,7 @@ from service.security.api_keys import (
     key_prefix,
     verify_api_key,
 )
-from service.security.audit_chain import (
+from twin.service.security.audit_chain import (
     CHAINED_FIELDS,
     GENESIS,
     REASON_BROKEN_LINK,
@@ -41,8 +41,8 @@ from service.security.audit_chain import (
     seal_record,
     verify_chain,
 )
-from service.security.rate_limit import RateLimitConfigError, RateLimiter
-from service.security.roles import (
+from twin.service.security.rate_limit import RateLimitConfigError, RateLimiter
+from twin.service.security.roles import (
     MFA_ACTIONS,
     PERMISSIONS,
     AccessDecision,
@@ -52,7 +52,7 @@ from service.security.roles import (
     authorize,
     needs_mfa,
 )
-from service.security.totp import (
+from twin.service.security.totp import (
     STEP_S,
     TotpSecretError,
     new_totp_secret,
