@@ -25,6 +25,8 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--mode", choices=("sim",), default="sim")
     serve.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
+    serve.add_argument("--ssl-keyfile", help="TLS private key (PEM); with --ssl-certfile")
+    serve.add_argument("--ssl-certfile", help="TLS certificate chain (PEM)")
     serve.add_argument(
         "--no-background-demand",
         action="store_true",
@@ -60,7 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(ServiceConfig(db_url=args.db, bridge=bridge))
     bridge.start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            ssl_keyfile=args.ssl_keyfile,
+            ssl_certfile=args.ssl_certfile,
+        )
     finally:
         bridge.stop()
     return 0
