@@ -187,3 +187,13 @@ def _runs_in_the_twin(client, bridge, key) -> None:
     available = client.get("/v1/resources/availability?gpu_type=h100_sxm", headers=_headers(key))
     assert available.status_code == 200
     assert all(f["gpu_type"] == "h100_sxm" for f in available.json()["facilities"])
+
+
+def test_the_openapi_spec_in_the_repository_is_the_one_served() -> None:
+    """twin/service/openapi.json equals what the app serves (regenerate it with
+    ``python -m twin.service.openapi`` after changing the API)."""
+    from twin.service.openapi import SPEC_FILE, current_spec, spec_text
+
+    assert SPEC_FILE.read_text() == spec_text(current_spec())
+    paths = current_spec()["paths"]
+    assert {"/v1/workloads/submit", "/v1/workloads", "/v1/resources/availability"} <= set(paths)

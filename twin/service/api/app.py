@@ -105,6 +105,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 ],
             )
         config.bridge.on_update = lambda updates: _apply_updates(sessions, updates)
+        _resume(sessions, config.bridge)
     _routes(app, sessions, auth, config)
     return app
 
@@ -461,6 +462,45 @@ def _bridge_job(
         checkpoint_interval_s=req.checkpoint_interval_s,
         price_usd_per_gpu_hour=rate,
     )
+
+
+def _resume(sessions: sessionmaker[Session], bridge: TwinBridge) -> int:
+    """Hand the twin every workload the database holds as queued or running (after a
+    restart, or a crash: nothing acknowledged is lost). Running ones start again from the
+    beginning, since the sandbox twin's state was not kept; they go back to queued."""
+    resumed = 0
+    with sessions() as session:
+        for workload in repository.active_workloads(session):
+            if workload.status == "running":
+                repository.set_status(
+                    session, workload.id, "queued", reason="service restarted; requeued"
+                )
+            req = workload.requirements or {}
+            deadline_s = (
+                (workload.deadline_at - datetime.now(UTC)).total_seconds()
+                if workload.deadline_at
+                else None
+            )
+            pricing = str(req.get("pricing", "pay_per_use"))
+            gpus = int(req.get("gpu_count") or 0)
+            bridge.submit(
+                BridgeJob(
+                    workload_id=workload.id,
+                    customer=workload.customer_id,
+                    workload_type=workload.workload_type,
+                    gpus=gpus,
+                    gpu_type=req.get("gpu_type"),
+                    hashrate_ths=float(req.get("hashrate_ths") or 0.0),
+                    work_s=float(req["estimated_duration_s"]),
+                    deadline_s=deadline_s,
+                    checkpoint_interval_s=req.get("checkpoint_interval_s"),
+                    price_usd_per_gpu_hour=quote(pricing, gpus, 1.0).usd_per_gpu_hour,
+                )
+            )
+            resumed += 1
+    if resumed:
+        LOG.warning("resumed %d queued or running workloads from the database", resumed)
+    return resumed
 
 
 def _apply_updates(sessions: sessionmaker[Session], updates: list[JobUpdate]) -> None:
