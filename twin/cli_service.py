@@ -43,6 +43,25 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
     create.add_argument("--db", help="database URL")
     create.set_defaults(handler=_keys_create)
 
+    workloads = commands.add_parser("workloads", help="submit and follow workloads via the API")
+    workload_commands = workloads.add_subparsers(dest="workloads_command", required=True)
+    submit = workload_commands.add_parser("submit", help="submit a workload")
+    submit.add_argument("--duration-s", type=float, required=True, help="estimated run [s]")
+    submit.add_argument("--gpus", type=int, default=1)
+    submit.add_argument("--gpu-type")
+    submit.add_argument("--type", dest="workload_type", help="PRD workload type")
+    submit.add_argument("--pricing", default="pay_per_use")
+    status = workload_commands.add_parser("status", help="one workload")
+    status.add_argument("workload_id")
+    listing = workload_commands.add_parser("list", help="my workloads")
+    listing.add_argument("--status")
+    cancel = workload_commands.add_parser("cancel", help="cancel a workload")
+    cancel.add_argument("workload_id")
+    for parser in (submit, status, listing, cancel):
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL")
+        parser.add_argument("--key", help="API key (default $HCP_API_KEY)")
+        parser.set_defaults(handler=_workloads)
+
     audit = commands.add_parser("audit", help="audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="check the audit log's hash chain")
@@ -108,3 +127,34 @@ def _audit_verify(args: argparse.Namespace) -> int:
         f"{report.reason}"
     )
     return 1
+
+
+def _workloads(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from twin.cli import InputError
+    from twin.service.sdk import ApiError, Client
+
+    key = args.key or os.environ.get("HCP_API_KEY")
+    if not key:
+        raise InputError("--key: give an API key or set HCP_API_KEY")
+    client = Client(args.url, key)
+    try:
+        if args.workloads_command == "submit":
+            requirements = {"estimated_duration_s": args.duration_s, "gpu_count": args.gpus}
+            if args.gpu_type:
+                requirements["gpu_type"] = args.gpu_type
+            result: object = client.submit(
+                requirements, workload_type=args.workload_type, pricing=args.pricing
+            )
+        elif args.workloads_command == "status":
+            result = client.status(args.workload_id)
+        elif args.workloads_command == "cancel":
+            result = client.cancel(args.workload_id)
+        else:
+            result = list(client.list(status=args.status))
+    except ApiError as error:
+        raise InputError(str(error)) from None
+    print(json.dumps(result, indent=2, default=str))
+    return 0

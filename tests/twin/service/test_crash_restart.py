@@ -4,55 +4,18 @@ restart, and every acknowledged workload is there and runs to completion."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.twin.service.server import free_port as _free_port
+from tests.twin.service.server import serve as _serve
 from twin.service.keys import create_key
 
 ROOT = Path(__file__).resolve().parents[3]
 BODY = json.dumps({"requirements": {"gpu_count": 1, "estimated_duration_s": 300}}).encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve(db_url: str, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "run.py",
-        "serve",
-        "scenarios/baseline.yaml",
-        "--db",
-        db_url,
-        "--port",
-        str(port),
-        "--speed",
-        "300",
-        "--no-background-demand",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60.0
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1.0).read()
-            return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    server.kill()
-    raise AssertionError("server did not come up")
 
 
 def _request(port: int, key: str, path: str, body: bytes | None = None) -> dict:
