@@ -22,6 +22,7 @@ def current_spec() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(ServiceConfig(db_url=f"sqlite:///{folder}/spec.db"))
         spec = app.openapi()
+        app.state.callbacks.close()
         app.state.engine.dispose()
     return spec
 

@@ -40,6 +40,7 @@ from twin.service.api.schemas import (
     WorkloadView,
 )
 from twin.service.billing import quote
+from twin.service.callbacks import CallbackSender
 from twin.service.db import repository
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.migrate import upgrade
@@ -68,6 +69,9 @@ class ServiceConfig:
     rate_per_s: float = 200.0
     burst: float = 400.0
     max_body_bytes: int = 64 * 1024
+    callback_secret: bytes | None = None
+    """HMAC key of status callbacks (None: $HCP_CALLBACK_SECRET, else a random key for
+    this process, logged as a warning since receivers cannot know it)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +85,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        callbacks.close()
         engine.dispose()
 
     app = FastAPI(title="HCP platform API", version="1.0.0", lifespan=lifespan)
@@ -88,6 +93,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.sessions = sessions
     app.state.auth = auth
     app.state.config = config
+    callbacks = CallbackSender(_callback_secret(config))
+    app.state.callbacks = callbacks
     _install_error_handlers(app, config.max_body_bytes)
     if config.bridge is not None:
         with sessions() as session:
@@ -104,9 +111,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     for f in config.bridge.scenario.facilities
                 ],
             )
-        config.bridge.on_update = lambda updates: _apply_updates(sessions, updates)
+        config.bridge.on_update = lambda updates: _apply_updates(sessions, updates, callbacks)
         _resume(sessions, config.bridge)
-    _routes(app, sessions, auth, config)
+    _routes(app, sessions, auth, config, callbacks)
     return app
 
 
@@ -114,7 +121,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
 
 def _routes(
-    app: FastAPI, sessions: sessionmaker[Session], auth: Authenticator, config: ServiceConfig
+    app: FastAPI,
+    sessions: sessionmaker[Session],
+    auth: Authenticator,
+    config: ServiceConfig,
+    callbacks: CallbackSender,
 ) -> None:
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -237,6 +248,7 @@ def _routes(
             except repository.InvalidTransition as error:
                 raise HTTPException(409, [{"field": "status", "reason": str(error)}]) from None
             audit.record(session, principal.key_id, "cancel_workload", workload_id, {})
+            _notify(callbacks, workload)
             return _view(workload)
 
     @app.get("/v1/workloads", response_model=WorkloadPage)
@@ -503,12 +515,42 @@ def _resume(sessions: sessionmaker[Session], bridge: TwinBridge) -> int:
     return resumed
 
 
-def _apply_updates(sessions: sessionmaker[Session], updates: list[JobUpdate]) -> None:
-    """Write the twin's status changes into the database."""
+def _callback_secret(config: ServiceConfig) -> bytes:
+    import os
+    import secrets
+
+    if config.callback_secret:
+        return config.callback_secret
+    from_env = os.environ.get("HCP_CALLBACK_SECRET", "")
+    if from_env:
+        return from_env.encode()
+    LOG.warning("no HCP_CALLBACK_SECRET: callbacks are signed with a random per-process key")
+    return secrets.token_bytes(32)
+
+
+def _notify(callbacks: CallbackSender, workload: Workload) -> None:
+    """Tell the workload's subscriber its new status, if it asked to be told."""
+    if workload.callback_url:
+        callbacks.notify(
+            workload.callback_url,
+            {
+                "workload_id": workload.id,
+                "status": workload.status,
+                "facility_id": workload.facility_id,
+                "cost_usd": float(workload.cost_usd) if workload.cost_usd is not None else None,
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+
+
+def _apply_updates(
+    sessions: sessionmaker[Session], updates: list[JobUpdate], callbacks: CallbackSender
+) -> None:
+    """Write the twin's status changes into the database, then notify subscribers."""
     with sessions() as session:
         for update in updates:
             try:
-                repository.set_status(
+                workload = repository.set_status(
                     session,
                     update.workload_id,
                     update.status,
@@ -520,6 +562,8 @@ def _apply_updates(sessions: sessionmaker[Session], updates: list[JobUpdate]) ->
                 LOG.warning(
                     "status %s for %s not applied: %s", update.status, update.workload_id, error
                 )
+                continue
+            _notify(callbacks, workload)
 
 
 def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
