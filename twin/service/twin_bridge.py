@@ -69,6 +69,10 @@ class JobUpdate:
     sim_time_s: float
     revenue_usd: float
     reason: str = ""
+    gpu_seconds: float = 0.0
+    """GPU time the workload used so far, lost work redone included [GPU-s]."""
+    gpu_type: str | None = None
+    """GPU type it ran on (None: not placed)."""
 
 
 class BridgeController(Controller):
@@ -237,6 +241,13 @@ class TwinBridge:
             self._last_status[workload_id] = status
             facility = int(jobs.facility[row])
             reason = REJECT_REASONS[int(jobs.reject_reason[row])] if status == REJECTED else ""
+            pool = int(jobs.pool[row])
+            gpu_type = (
+                self.world.gpu_type_ids[self.world.pools[pool].gpu_type]
+                if pool >= 0 and self.world.pools[pool].is_gpu
+                else None
+            )
+            used_s = float(jobs.work_s[row] + jobs.lost_work_s[row]) if status == COMPLETED else 0.0
             updates.append(
                 JobUpdate(
                     workload_id,
@@ -245,6 +256,8 @@ class TwinBridge:
                     self.sim_time_s,
                     float(jobs.revenue_usd[row]),
                     reason,
+                    float(jobs.gpus[row]) * used_s,
+                    gpu_type,
                 )
             )
             if status in (COMPLETED, REJECTED):

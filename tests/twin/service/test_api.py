@@ -197,3 +197,38 @@ def test_the_openapi_spec_in_the_repository_is_the_one_served() -> None:
     assert SPEC_FILE.read_text() == spec_text(current_spec())
     paths = current_spec()["paths"]
     assert {"/v1/workloads/submit", "/v1/workloads", "/v1/resources/availability"} <= set(paths)
+
+
+def test_billing_reconciles_with_the_work_done(db_url) -> None:
+    """Completed workloads are metered in GPU-seconds and priced by their billing model;
+    the invoice lines add up to the workloads' costs; another customer sees nothing."""
+    scenario = load_scenario(BASELINE, {"duration_days": 1})
+    bridge = TwinBridge(scenario, speed=600.0, background_demand=False)
+    key = create_key(db_url, "customer", "Hank")
+    other = create_key(db_url, "customer", "Ivy")
+    with TestClient(create_app(ServiceConfig(db_url=db_url, bridge=bridge))) as client:
+        ids = [
+            client.post("/v1/workloads/submit", json=body, headers=_headers(key)).json()[
+                "workload_id"
+            ]
+            for body in (
+                BATCH,
+                {**BATCH, "pricing": "spot"},
+                {**BATCH, "pricing": "reserved"},
+            )
+        ]
+        for _ in range(4):
+            bridge.step()
+        costs = [
+            client.get(f"/v1/workloads/{w}/status", headers=_headers(key)).json()["cost_usd"]
+            for w in ids
+        ]
+        invoice = client.get("/v1/billing/usage", headers=_headers(key)).json()
+        assert client.get("/v1/billing/usage", headers=_headers(other)).json()["lines"] == []
+    gpu_hours = 2 * 600 / 3600
+    by_pricing = {line["pricing"]: line for line in invoice["lines"]}
+    assert by_pricing["pay_per_use"]["usd"] == pytest.approx(gpu_hours * 2.5)
+    assert by_pricing["reserved"]["usd"] == pytest.approx(gpu_hours * 1200 * 0.7 / 730)
+    assert all(line["quantity"] == pytest.approx(2 * 600) for line in invoice["lines"])
+    assert invoice["total_usd"] == pytest.approx(sum(line["usd"] for line in invoice["lines"]))
+    assert sum(costs) == pytest.approx(invoice["total_usd"], rel=1e-6)

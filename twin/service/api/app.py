@@ -187,7 +187,11 @@ def _routes(
                     gpu_count=req.gpu_count or None,
                     gpu_type=req.gpu_type,
                     hashrate_ths=req.hashrate_ths or None,
-                    requirements={**req.model_dump(mode="json"), "pricing": body.pricing},
+                    requirements={
+                        **req.model_dump(mode="json"),
+                        "pricing": body.pricing,
+                        "usd_per_gpu_hour": price.usd_per_gpu_hour,
+                    },
                     deadline_at=body.deadline,
                     callback_url=str(body.callback_url) if body.callback_url else None,
                     sla=sla,
@@ -286,8 +290,14 @@ def _routes(
         )
 
     @app.get("/v1/billing/usage")
-    def usage(request: Request, customer_id: str | None = None) -> dict[str, Any]:
-        """Usage and charges of a customer (customers: their own)."""
+    def usage(
+        request: Request,
+        customer_id: str | None = None,
+        period_start: datetime | None = None,
+        period_end: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Metered usage and charges of a customer over a period (default: this month so
+        far); customers see their own. One line per (resource, unit, pricing)."""
         principal = auth.principal(request)
         if principal.role == "customer":
             auth.require(principal, Action.READ_BILLING_OWN, request)
@@ -296,15 +306,31 @@ def _routes(
             auth.require(principal, Action.READ_BILLING_ANY, request)
         if customer_id is None:
             raise HTTPException(422, [{"field": "customer_id", "reason": "required"}])
+        now = datetime.now(UTC)
+        start = period_start or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = period_end or now + timedelta(seconds=1)
         with sessions() as session:
-            workloads, _cursor = repository.list_workloads(session, customer_id, limit=500)
-            cost = sum(float(w.cost_usd or 0) for w in workloads)
-            estimated = sum(float(w.estimated_cost_usd or 0) for w in workloads)
+            try:
+                totals = repository.usage_totals(session, customer_id, start, end)
+            except repository.InvalidField as error:
+                raise HTTPException(422, [{"field": error.field, "reason": error.reason}]) from None
+        lines: list[dict[str, Any]] = [
+            {
+                "resource_type": t.resource_type,
+                "unit": t.unit,
+                "pricing": t.pricing,
+                "quantity": t.quantity,
+                "usd": float(t.price_usd),
+                "records": t.records,
+            }
+            for t in totals
+        ]
         return {
             "customer_id": customer_id,
-            "workloads": len(workloads),
-            "charged_usd": round(cost, 6),
-            "estimated_usd": round(estimated, 6),
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "lines": lines,
+            "total_usd": round(sum(float(line["usd"]) for line in lines), 6),
         }
 
     @app.get("/v1/facilities")
@@ -546,9 +572,15 @@ def _notify(callbacks: CallbackSender, workload: Workload) -> None:
 def _apply_updates(
     sessions: sessionmaker[Session], updates: list[JobUpdate], callbacks: CallbackSender
 ) -> None:
-    """Write the twin's status changes into the database, then notify subscribers."""
+    """Write the twin's status changes into the database (a completed workload is metered
+    and charged at the rate quoted when it was submitted), then notify subscribers."""
     with sessions() as session:
         for update in updates:
+            workload = repository.get_workload(session, update.workload_id)
+            if workload is None:
+                continue
+            rate = float((workload.requirements or {}).get("usd_per_gpu_hour", 0.0))
+            cost = round(update.gpu_seconds / 3600.0 * rate, 6)
             try:
                 workload = repository.set_status(
                     session,
@@ -556,14 +588,38 @@ def _apply_updates(
                     update.status,
                     reason=update.reason or None,
                     facility_id=update.facility_id,
-                    cost_usd=update.revenue_usd,
+                    cost_usd=cost if update.status == "completed" else update.revenue_usd,
                 )
             except repository.RepositoryError as error:  # e.g. cancelled meanwhile
                 LOG.warning(
                     "status %s for %s not applied: %s", update.status, update.workload_id, error
                 )
                 continue
+            if update.status == "completed":
+                _meter(session, workload, update, cost)
             _notify(callbacks, workload)
+
+
+def _meter(session: Session, workload: Workload, update: JobUpdate, cost_usd: float) -> None:
+    """A completed workload's GPU time as a priced usage record."""
+    pricing = str((workload.requirements or {}).get("pricing", "pay_per_use"))
+    ended = workload.completed_at or datetime.now(UTC)
+    repository.add_usage_records(
+        session,
+        [
+            repository.NewUsageRecord(
+                customer_id=workload.customer_id,
+                resource_type=f"gpu:{update.gpu_type or 'any'}",
+                quantity=update.gpu_seconds,
+                unit="gpu_s",
+                started_at=workload.started_at or ended,
+                ended_at=ended,
+                price_usd=cost_usd,
+                pricing=pricing,
+                workload_id=workload.id,
+            )
+        ],
+    )
 
 
 def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
