@@ -25,6 +25,8 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--mode", choices=("sim",), default="sim")
     serve.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
+    serve.add_argument("--rate-per-s", type=float, default=200.0, help="per API key")
+    serve.add_argument("--burst", type=float, default=400.0, help="per API key")
     serve.add_argument("--ssl-keyfile", help="TLS private key (PEM); with --ssl-certfile")
     serve.add_argument("--ssl-certfile", help="TLS certificate chain (PEM)")
     serve.add_argument(
@@ -78,7 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     scenario = _load(args)
     bridge = TwinBridge(scenario, speed=args.speed, background_demand=not args.no_background_demand)
-    app = create_app(ServiceConfig(db_url=args.db, bridge=bridge))
+    app = create_app(
+        ServiceConfig(db_url=args.db, bridge=bridge, rate_per_s=args.rate_per_s, burst=args.burst)
+    )
     bridge.start()
     try:
         uvicorn.run(
