@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx2 as httpx
@@ -35,49 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from twin.service.keys import create_key  # noqa: E402
+from twin.service.local_server import free_port, start_server  # noqa: E402
 
 BODY = {"requirements": {"gpu_count": 1, "estimated_duration_s": 600}}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(db_url: str, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "run.py",
-        "serve",
-        "scenarios/baseline.yaml",
-        "--db",
-        db_url,
-        "--port",
-        str(port),
-        "--speed",
-        "60",
-        "--rate-per-s",
-        "100000",
-        "--burst",
-        "100000",
-    ]
-    server = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("server did not start")
+def start(db_url: str, port: int) -> subprocess.Popen[bytes]:
+    """The server under load: sandbox twin at 60x, rate limits out of the way."""
+    extra = ["--speed", "60", "--rate-per-s", "100000", "--burst", "100000"]
+    return start_server(db_url, port, extra)
 
 
 async def load(url: str, key: str, rate: float, seconds: float) -> dict[str, float]:
@@ -131,7 +94,7 @@ async def load(url: str, key: str, rate: float, seconds: float) -> dict[str, flo
 
 def crash_test(db_url: str, key: str, port: int) -> dict[str, int]:
     """Submit from a thread while the server is SIGKILLed; restart; count the missing."""
-    server = start_server(db_url, port)
+    server = start(db_url, port)
     acknowledged: list[str] = []
 
     async def submit_forever() -> None:
@@ -154,7 +117,7 @@ def crash_test(db_url: str, key: str, port: int) -> dict[str, int]:
 
     asyncio.run(run())
     server.wait()
-    server = start_server(db_url, port)
+    server = start(db_url, port)
     missing = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}) as client:
         for workload_id in acknowledged:
@@ -175,7 +138,7 @@ def main() -> None:
     db_url = f"sqlite:///{folder / 'hcp.db'}"
     key = create_key(db_url, "customer", "Load").key
     port = free_port()
-    server = start_server(db_url, port)
+    server = start(db_url, port)
     url = f"http://127.0.0.1:{port}"
     try:
         figures: dict[str, object] = {

@@ -214,11 +214,7 @@ def _routes(
                 )
             view = _accepted(workload, price.usd_per_gpu_hour, body.pricing)
         if created and config.bridge is not None:
-            config.bridge.submit(
-                _bridge_job(
-                    workload.id, customer_id, classification.type_name, body, price.usd_per_gpu_hour
-                )
-            )
+            config.bridge.submit(_bridge_job(workload))
         return view
 
     @app.get("/v1/workloads/{workload_id}/status", response_model=WorkloadView)
@@ -483,22 +479,23 @@ def _view(workload: Workload) -> WorkloadView:
     )
 
 
-def _bridge_job(
-    workload_id: str, customer_id: str, type_name: str, body: WorkloadRequest, rate: float
-) -> BridgeJob:
-    req = body.requirements
-    deadline_s = (body.deadline - datetime.now(UTC)).total_seconds() if body.deadline else None
+def _bridge_job(workload: Workload) -> BridgeJob:
+    """What the twin needs of a stored workload (its requirements, deadline and rate)."""
+    req = workload.requirements or {}
+    deadline_s = (
+        (workload.deadline_at - datetime.now(UTC)).total_seconds() if workload.deadline_at else None
+    )
     return BridgeJob(
-        workload_id=workload_id,
-        customer=customer_id,
-        workload_type=type_name,
-        gpus=req.gpu_count,
-        gpu_type=req.gpu_type,
-        hashrate_ths=req.hashrate_ths,
-        work_s=req.estimated_duration_s,
+        workload_id=workload.id,
+        customer=workload.customer_id,
+        workload_type=workload.workload_type,
+        gpus=int(req.get("gpu_count") or 0),
+        gpu_type=req.get("gpu_type"),
+        hashrate_ths=float(req.get("hashrate_ths") or 0.0),
+        work_s=float(req["estimated_duration_s"]),
         deadline_s=deadline_s,
-        checkpoint_interval_s=req.checkpoint_interval_s,
-        price_usd_per_gpu_hour=rate,
+        checkpoint_interval_s=req.get("checkpoint_interval_s"),
+        price_usd_per_gpu_hour=float(req.get("usd_per_gpu_hour", 0.0)),
     )
 
 
@@ -513,28 +510,7 @@ def _resume(sessions: sessionmaker[Session], bridge: TwinBridge) -> int:
                 repository.set_status(
                     session, workload.id, "queued", reason="service restarted; requeued"
                 )
-            req = workload.requirements or {}
-            deadline_s = (
-                (workload.deadline_at - datetime.now(UTC)).total_seconds()
-                if workload.deadline_at
-                else None
-            )
-            pricing = str(req.get("pricing", "pay_per_use"))
-            gpus = int(req.get("gpu_count") or 0)
-            bridge.submit(
-                BridgeJob(
-                    workload_id=workload.id,
-                    customer=workload.customer_id,
-                    workload_type=workload.workload_type,
-                    gpus=gpus,
-                    gpu_type=req.get("gpu_type"),
-                    hashrate_ths=float(req.get("hashrate_ths") or 0.0),
-                    work_s=float(req["estimated_duration_s"]),
-                    deadline_s=deadline_s,
-                    checkpoint_interval_s=req.get("checkpoint_interval_s"),
-                    price_usd_per_gpu_hour=quote(pricing, gpus, 1.0).usd_per_gpu_hour,
-                )
-            )
+            bridge.submit(_bridge_job(workload))
             resumed += 1
     if resumed:
         LOG.warning("resumed %d queued or running workloads from the database", resumed)
