@@ -22,6 +22,7 @@ run: setup
 # The service tests run on SQLite and on a real PostgreSQL server: scripts/postgres_test_url.sh
 # gives its URL (starting Debian's postgresql, installing it when run as root).
 test: setup lint
+	scripts/system_packages.sh
 	HCP_TEST_POSTGRES_URL="$$(scripts/postgres_test_url.sh)" $(BIN)/python -m pytest -q
 
 lint: setup
