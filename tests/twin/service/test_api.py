@@ -71,6 +71,9 @@ def test_submit_status_list_cancel_round_trip(service) -> None:
         report = verify(session)
     engine.dispose()
     assert report.ok and report.count >= 4 + 1 + 2  # keys, submit, cancels
+    metrics = client.get("/metrics").text
+    assert 'hcp_workloads{status="cancelled"} 1' in metrics
+    assert 'hcp_workloads{status="queued"} 0' in metrics
 
 
 def test_tenants_see_only_their_own_and_roles_are_enforced(service) -> None:

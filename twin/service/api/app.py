@@ -370,10 +370,7 @@ def _routes(
     def metrics() -> str:
         """Prometheus metrics of the service."""
         with sessions() as session:
-            rows = session.execute(
-                text("SELECT status, COUNT(*) FROM workloads GROUP BY status")
-            ).all()
-            counts = {str(status): int(count) for status, count in rows}
+            counts = repository.status_counts(session)
         lines = ["# TYPE hcp_workloads gauge"]
         lines += [f'hcp_workloads{{status="{k}"}} {v}' for k, v in sorted(counts.items())]
         return "\n".join(lines) + "\n"
