@@ -631,10 +631,17 @@ class Scheduler:
             return reservation is not None and not reservation.fits(t_s + remaining_s, units)
         if reservation is not None and not reservation.admit(t_s + remaining_s, units):
             return True
-        if self._deferred[pool] and self._deferrable[type_code]:
-            slack_s = deadline_s - t_s - remaining_s - self.rules.restore_s
-            return slack_s > 2.0 * self._interval_s
-        return False
+        return self._waits_for_cheap_power(pool, type_code, t_s, remaining_s, deadline_s)
+
+    def _waits_for_cheap_power(
+        self, pool: int, type_code: int, t_s: float, remaining_s: float, deadline_s: float
+    ) -> bool:
+        """Deferrable work on a deferred pool waits unless waiting one more interval (and
+        restoring its checkpoint) would miss its deadline."""
+        if not (self._deferred[pool] and self._deferrable[type_code]):
+            return False
+        slack_s = deadline_s - t_s - remaining_s - self.rules.restore_s
+        return slack_s > 2.0 * self._interval_s
 
     def _reserve(self, pool: int, row: int, units: float) -> Reservation:
         """Promise ``units`` on ``pool`` to job ``row`` (see optimizer.reservation)."""
@@ -824,12 +831,10 @@ class Scheduler:
                     and not reservation.fits(t_s + float(remaining[row]), queue.units)
                 ):
                     continue
-                if self._deferred[pool] and self._deferrable[queue.type_code]:
-                    slack_s = (
-                        float(deadline[row]) - t_s - float(remaining[row]) - self.rules.restore_s
-                    )
-                    if slack_s > 2.0 * self._interval_s:
-                        continue
+                if self._waits_for_cheap_power(
+                    pool, queue.type_code, t_s, float(remaining[row]), float(deadline[row])
+                ):
+                    continue
                 chosen, chosen_key = queue, key
             if blocker is None or (chosen_key is not None and chosen_key < blocker[0]):
                 if reservation is not None:  # stale, or outranked: choose again without it

@@ -18,7 +18,7 @@ is given, which the engine takes from ``env.now``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -155,7 +155,7 @@ class Controller:
         self._pue_mining, self._pue_ai = _pue_tables(self.facilities, world.ambient_c)
         self._four_cp_rate_usd_per_kw_year = scenario.grid.four_cp.rate_usd_per_kw_year
         self._transfer_usd_per_gb = scenario.scheduling.routing.transfer_usd_per_gb
-        self._asic_state_counts = _asic_counter(asic_driver, len(self.facilities))
+        self._asic_state_counts = _asic_counter(asic_driver, len(self.facilities), self.asic_models)
         self._gpu_failed_counts = _gpu_failure_counter(gpu_driver, len(self.facilities))
         self._class_cache: dict[int, tuple[list[list[int]], tuple[AsicClassState, ...]]] = {}
         self._requests: list[CurtailRequest] = []
@@ -640,12 +640,14 @@ def _pue_tables(facilities: list[Facility], ambient: np.ndarray) -> tuple[np.nda
     return mining, ai
 
 
-def _asic_counter(driver: AsicDriver, n_facilities: int) -> Callable[[], np.ndarray]:
-    """How to get miners per (facility, model, state) from ``driver``: its own counts when
-    it keeps them, else a full read."""
+def _asic_counter(
+    driver: AsicDriver, n_facilities: int, model_ids: Sequence[str]
+) -> Callable[[], np.ndarray]:
+    """How to get miners per (facility, model, state) from ``driver``, models in the order
+    of ``model_ids``: its own counts when it keeps them, else a full read."""
     if isinstance(driver, ClassCountingAsicDriver):
         return driver.state_counts
-    return lambda: _class_state_counts(driver.read(), n_facilities)
+    return lambda: _class_state_counts(driver.read(), n_facilities, model_ids)
 
 
 def _gpu_failure_counter(
@@ -662,12 +664,19 @@ def _pue(facility: Facility, base: float, ambient: float) -> float:
     return float(pue(base, model.temp_coeff_per_c, model.reference_ambient_c, ambient))
 
 
-def _class_state_counts(readings: AsicReadings, n_facilities: int) -> np.ndarray:
-    """Miners per (facility, model, state) from driver readings, shape [F, M, 4]."""
-    n_models = len(readings.model_ids)
+def _class_state_counts(
+    readings: AsicReadings, n_facilities: int, model_ids: Sequence[str]
+) -> np.ndarray:
+    """Miners per (facility, model, state) from driver readings, shape [F, M, 4], models in
+    the order of ``model_ids`` (a driver may list them in another order; models not in
+    ``model_ids`` are left out)."""
+    n_models = len(model_ids)
+    position = np.array([model_ids.index(m) if m in model_ids else -1 for m in readings.model_ids])
+    model = position[readings.model.astype(np.int64)] if readings.model.size else readings.model
+    known = model >= 0
     flat = (
-        readings.facility.astype(np.int64) * n_models + readings.model.astype(np.int64)
-    ) * 4 + readings.state.astype(np.int64)
+        readings.facility[known].astype(np.int64) * n_models + model[known].astype(np.int64)
+    ) * 4 + readings.state[known].astype(np.int64)
     counts = np.bincount(flat, minlength=n_facilities * n_models * 4)
     return counts.reshape(n_facilities, n_models, 4)
 

@@ -351,7 +351,7 @@ def _unhealthy(driver: AsicDriver) -> dict[str, str]:
     drivers = driver.drivers if isinstance(driver, CompositeAsicDriver) else [driver]
     found: dict[str, str] = {}
     for inner in drivers:
-        if isinstance(inner, PyasicAsicDriver) and inner._miners is not None:
+        if isinstance(inner, PyasicAsicDriver):
             found.update({a: h.last_error for a, h in inner.health().items() if not h.healthy})
     return found
 

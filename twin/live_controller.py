@@ -8,7 +8,7 @@ changes:
   signal; a stale price on any site switches the tick to the conservative policy
   (optimizer.conservative) until prices are fresh again;
 * **the ASIC fleet is the devices**: miner counts by state come from the driver's
-  readings (in the world's model order), and what happened over a tick is *measured*
+  readings, and what happened over a tick is *measured*
   (power, hashrate from the driver), not stepped by the simulated physics. GPU work still
   runs through the scheduler and the simulated GPU fleet unless a real GPU driver is given;
 * each tick is logged as a :class:`LiveSample` with its loop lag, and exported as
@@ -117,8 +117,6 @@ class LiveController(Controller):
         self._lag_s = 0.0
         self._commands_before = 0
         self._failures_before = 0
-        self._asic_state_counts = self._counts_from_readings
-        self._last_readings: AsicReadings | None = None
         self.overruns = 0
         """Slots skipped because a tick ran longer than its slot [-]."""
         self._scheduled_until_s = 0.0
@@ -175,20 +173,6 @@ class LiveController(Controller):
             facilities.append(state)
         return replace(snapshot, facilities=tuple(facilities))
 
-    def _counts_from_readings(self) -> np.ndarray:
-        """Miners per (facility, model, state) from a fresh read, in the world's model
-        order (the driver may list models in another order)."""
-        readings = self.asic_driver.read()
-        self._last_readings = readings
-        counts = np.zeros((len(self.facilities), len(self.asic_models), len(AsicState)), int)
-        for m_driver, model_id in enumerate(readings.model_ids):
-            if model_id not in self.asic_models:
-                continue
-            m = self.asic_models.index(model_id)
-            rows = readings.model == m_driver
-            np.add.at(counts[:, m, :], (readings.facility[rows], readings.state[rows]), 1)
-        return counts
-
     # ------------------------------------------------------------------ record
 
     def advance_and_record(
@@ -203,7 +187,6 @@ class LiveController(Controller):
         self._last_result = world.scheduler.run_interval(since_s, until_s, limits, energy, deferred)
         self._scheduled_until_s = until_s
         readings = self.asic_driver.read()
-        self._last_readings = readings
         commands = self.commands_sent - self._commands_before
         failed = self.command_failures - self._failures_before
         for f in range(len(snapshot.facilities)):

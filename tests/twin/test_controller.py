@@ -116,3 +116,29 @@ def test_counting_shortcuts_give_the_same_run_as_full_readings() -> None:
     shortcut, plain = _run(plain_drivers=False), _run(plain_drivers=True)
     assert np.all(shortcut[1].sum(axis=1) == 3)
     assert np.array_equal(shortcut, plain, equal_nan=True)
+
+
+def test_read_based_counts_follow_the_controllers_model_order() -> None:
+    """A driver may list models in another order than the world (or list extra ones):
+    counts come out in the controller's order, unknown models left out."""
+    import numpy as np
+
+    from twin.controller import _class_state_counts
+
+    readings = AsicReadings(
+        t_s=0.0,
+        model_ids=("antminer_s9", "antminer_s21", "mystery"),
+        facility=np.array([0, 0, 1, 0], dtype=np.int16),
+        model=np.array([0, 1, 1, 2], dtype=np.int16),
+        state=np.array([1, 0, 0, 0], dtype=np.int8),
+        power_fraction=np.ones(4),
+        power_w=np.zeros(4),
+        hashrate_ths=np.zeros(4),
+        temp_c=np.zeros(4),
+    )
+    counts = _class_state_counts(readings, 2, ["antminer_s21", "antminer_s9"])
+    assert counts.shape == (2, 2, 4)
+    assert counts[0, 0].tolist() == [1, 0, 0, 0]  # the S21 at facility 0, active
+    assert counts[0, 1].tolist() == [0, 1, 0, 0]  # the S9, sleeping
+    assert counts[1, 0].tolist() == [1, 0, 0, 0]
+    assert counts.sum() == 3  # the unknown model is left out
