@@ -3,7 +3,8 @@ and no acknowledged workload lost to a SIGKILL under load.
 
 1. Starts ``run.py serve`` (SQLite, sandbox twin at 60x) and, from this process, sends an
    open-loop mix of 50 % submits and 50 % status reads at ``--rate`` requests/s for
-   ``--seconds`` (asyncio, up to 256 in flight); reports p50/p99 latency and errors.
+   ``--seconds`` (asyncio over 128 keep-alive connections, benchmarks/lean_http.py);
+   reports p50/p99 latency, errors and the server's CPU time per request.
    Target at 500 req/s for 60 s: p50 <= 10 ms, p99 <= 50 ms, 0 errors.
 2. Steps the rate up (``--ramp``) and reports the highest rate held with p99 <= 50 ms and
    no errors.
@@ -18,23 +19,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
-import httpx2 as httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.lean_http import LeanClient, LeanHttpError  # noqa: E402
 from twin.service.keys import create_key  # noqa: E402
 from twin.service.local_server import free_port, start_server  # noqa: E402
 
 BODY = {"requirements": {"gpu_count": 1, "estimated_duration_s": 600}}
+CONNECTIONS = 128
+"""Keep-alive connections of the load generator (most requests in flight at once)."""
 
 
 def start(db_url: str, port: int) -> subprocess.Popen[bytes]:
@@ -45,42 +50,41 @@ def start(db_url: str, port: int) -> subprocess.Popen[bytes]:
 
 async def load(url: str, key: str, rate: float, seconds: float) -> dict[str, float]:
     """Open-loop load; returns latency percentiles [ms], errors and achieved rate."""
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    address = urllib.parse.urlsplit(url)
+    client = LeanClient(
+        address.hostname or "127.0.0.1", address.port or 80, {"X-API-Key": key}, CONNECTIONS
+    )
     latencies: list[float] = []
     errors = 0
     ids: list[str] = []
-    async with httpx.AsyncClient(
-        base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=10
-    ) as client:
-        semaphore = asyncio.Semaphore(256)
 
-        async def one(i: int) -> None:
-            nonlocal errors
-            async with semaphore:
-                began = time.perf_counter()
-                try:
-                    if i % 2 == 0 or not ids:
-                        reply = await client.post("/v1/workloads/submit", json=BODY)
-                        if reply.status_code == 201:
-                            ids.append(reply.json()["workload_id"])
-                    else:
-                        reply = await client.get(f"/v1/workloads/{ids[i % len(ids)]}/status")
-                    if reply.status_code >= 400:
-                        errors += 1
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append((time.perf_counter() - began) * 1000.0)
+    async def one(i: int) -> None:
+        nonlocal errors
+        began = time.perf_counter()
+        try:
+            if i % 2 == 0 or not ids:
+                reply = await client.post("/v1/workloads/submit", BODY)
+                if reply.status == 201:
+                    ids.append(reply.body["workload_id"])
+            else:
+                reply = await client.get(f"/v1/workloads/{ids[i % len(ids)]}/status")
+            if reply.status >= 400:
+                errors += 1
+        except LeanHttpError:
+            errors += 1
+        latencies.append((time.perf_counter() - began) * 1000.0)
 
-        start = time.perf_counter()
-        tasks = []
-        total = int(rate * seconds)
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    tasks = []
+    total = int(rate * seconds)
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    await client.close()
     values = np.array(latencies)
     return {
         "rate_asked": rate,
@@ -92,22 +96,44 @@ async def load(url: str, key: str, rate: float, seconds: float) -> dict[str, flo
     }
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time [s] of process ``pid`` and its children that ran so far (Linux /proc)."""
+    total = 0.0
+    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) * tick_s
+    return total
+
+
+def measured(server: subprocess.Popen[bytes], url: str, key: str, rate: float, seconds: float):
+    """:func:`load`, plus the server's CPU time per request [ms] (twin process included)."""
+    before = cpu_s(server.pid)
+    result = asyncio.run(load(url, key, rate, seconds))
+    result["server_cpu_ms_per_request"] = round(
+        (cpu_s(server.pid) - before) * 1000.0 / result["requests"], 3
+    )
+    return result
+
+
 def crash_test(db_url: str, key: str, port: int) -> dict[str, int]:
     """Submit from a thread while the server is SIGKILLed; restart; count the missing."""
     server = start(db_url, port)
     acknowledged: list[str] = []
 
     async def submit_forever() -> None:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=5
-        ) as client:
-            while True:
-                try:
-                    reply = await client.post("/v1/workloads/submit", json=BODY)
-                except httpx.HTTPError:
-                    return
-                if reply.status_code == 201:
-                    acknowledged.append(reply.json()["workload_id"])
+        client = LeanClient("127.0.0.1", port, {"X-API-Key": key}, 8)
+        while True:
+            try:
+                reply = await client.post("/v1/workloads/submit", BODY)
+            except LeanHttpError:
+                return
+            if reply.status == 201:
+                acknowledged.append(reply.body["workload_id"])
 
     async def run() -> None:
         task = asyncio.create_task(submit_forever())
@@ -118,11 +144,14 @@ def crash_test(db_url: str, key: str, port: int) -> dict[str, int]:
     asyncio.run(run())
     server.wait()
     server = start(db_url, port)
-    missing = 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}) as client:
-        for workload_id in acknowledged:
-            if client.get(f"/v1/workloads/{workload_id}/status").status_code != 200:
-                missing += 1
+
+    async def count_missing() -> int:
+        client = LeanClient("127.0.0.1", port, {"X-API-Key": key}, 8)
+        replies = [await client.get(f"/v1/workloads/{w}/status") for w in acknowledged]
+        await client.close()
+        return sum(reply.status != 200 for reply in replies)
+
+    missing = asyncio.run(count_missing())
     server.send_signal(signal.SIGTERM)
     server.wait(15)
     return {"acknowledged_before_kill": len(acknowledged), "missing_after_restart": missing}
@@ -141,12 +170,10 @@ def main() -> None:
     server = start(db_url, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        figures: dict[str, object] = {
-            "target": asyncio.run(load(url, key, args.rate, args.seconds))
-        }
+        figures: dict[str, object] = {"target": measured(server, url, key, args.rate, args.seconds)}
         ramp = []
         for rate in [float(x) for x in args.ramp.split(",") if x]:
-            result = asyncio.run(load(url, key, rate, 10.0))
+            result = measured(server, url, key, rate, 10.0)
             ramp.append(result)
             if result["errors"] or result["p99_ms"] > 50.0:
                 break

@@ -44,6 +44,10 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
     create.add_argument("--customer", help="customer name (customer keys)")
     create.add_argument("--db", help="database URL")
     create.set_defaults(handler=_keys_create)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--db", help="database URL")
+    revoke.set_defaults(handler=_keys_revoke)
 
     workloads = commands.add_parser("workloads", help="submit and follow workloads via the API")
     workload_commands = workloads.add_subparsers(dest="workloads_command", required=True)
@@ -76,10 +80,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from twin.cli import _load
     from twin.service.api.app import ServiceConfig, create_app
-    from twin.service.twin_bridge import TwinBridge
+    from twin.service.twin_process import TwinProcess
 
     scenario = _load(args)
-    bridge = TwinBridge(scenario, speed=args.speed, background_demand=not args.no_background_demand)
+    bridge = TwinProcess(
+        scenario, speed=args.speed, background_demand=not args.no_background_demand
+    )
     app = create_app(
         ServiceConfig(db_url=args.db, bridge=bridge, rate_per_s=args.rate_per_s, burst=args.burst)
     )
@@ -110,6 +116,18 @@ def _keys_create(args: argparse.Namespace) -> int:
     if key.totp_secret:
         print(f"totp secret (add to an authenticator app): {key.totp_secret}")
     print(key.key)
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from twin.cli import InputError
+    from twin.service.keys import KeyError_, revoke_key
+
+    try:
+        revoke_key(args.db, args.key_id)
+    except KeyError_ as error:
+        raise InputError(str(error)) from None
+    print(f"revoked {args.key_id}")
     return 0
 
 

@@ -1,5 +1,7 @@
 """API keys for people and systems: ``python run.py keys create --role ROLE [--customer NAME]
---db URL`` prints the new key as its last line (it is shown once; only its hash is kept).
+--db URL`` prints the new key as its last line (it is shown once; only its hash is kept);
+``python run.py keys revoke KEY_ID --db URL`` revokes one (a running service stops
+accepting it within its key memory, 5 s by default).
 
 Customer keys belong to a customer (created by name if new). Operator and admin keys get a
 TOTP secret for the actions that need a second factor; it is printed once, before the key,
@@ -17,7 +19,7 @@ from twin.service import audit
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.migrate import upgrade
 from twin.service.db.models import ApiKey, Customer, new_id
-from twin.service.db.repository import create_customer
+from twin.service.db.repository import RepositoryError, create_customer, revoke_api_key
 from twin.service.security.api_keys import generate_api_key
 from twin.service.security.roles import Role
 from twin.service.security.totp import new_totp_secret
@@ -74,3 +76,22 @@ def _insert_key(sessions: Any, role_value: Role, customer: str | None) -> NewKey
         session.commit()
         audit.record(session, "system", "create_key", key.id, {"role": role_value.value})
         return NewKey(plaintext, key.id, role_value.value, customer_id, totp)
+
+
+def revoke_key(db_url: str | None, key_id: str) -> None:
+    """Revoke the key with id ``key_id`` (audited).
+
+    Raises:
+        KeyError_: no such key.
+    """
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            try:
+                revoke_api_key(session, key_id)
+            except RepositoryError:
+                raise KeyError_(f"KEY_ID: no API key {key_id!r}") from None
+            audit.record(session, "system", "revoke_key", key_id, {})
+    finally:
+        engine.dispose()

@@ -3,9 +3,11 @@ tenancy, idempotency, validation, limits, audit chain, and the twin running the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,7 +15,7 @@ from twin.scenario import load_scenario
 from twin.service.api.app import ServiceConfig, create_app
 from twin.service.audit import verify
 from twin.service.db.engine import make_engine, session_factory
-from twin.service.keys import create_key
+from twin.service.keys import KeyError_, create_key, revoke_key
 from twin.service.security.totp import totp_code
 from twin.service.twin_bridge import TwinBridge
 
@@ -159,6 +161,9 @@ def test_oversized_bodies_and_rate_limits_are_refused(db_url) -> None:
     )
     big = {**BATCH, "metadata": {"blob": "x" * 2000}}
     assert client.post("/v1/workloads/submit", json=big, headers=_headers(key)).status_code == 413
+    chunks = iter([b'{"requirements": {', b" " * 600, b"}}"])  # no Content-Length: streamed
+    streamed = client.post("/v1/workloads/submit", content=chunks, headers=_headers(key))
+    assert streamed.status_code == 413, streamed.text
     codes = [client.get("/v1/workloads", headers=_headers(key)).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[-1] == 429
     limited = client.get("/v1/workloads", headers=_headers(key))
@@ -229,9 +234,78 @@ def test_billing_reconciles_with_the_work_done(db_url) -> None:
         invoice = client.get("/v1/billing/usage", headers=_headers(key)).json()
         assert client.get("/v1/billing/usage", headers=_headers(other)).json()["lines"] == []
     gpu_hours = 2 * 600 / 3600
+    assert {line["unit"] for line in invoice["lines"]} == {"gpu_s", "kwh"}
+    assert all(line["usd"] == 0 for line in invoice["lines"] if line["unit"] == "kwh")
+    invoice_lines = invoice["lines"]
+    invoice["lines"] = [line for line in invoice_lines if line["unit"] == "gpu_s"]
     by_pricing = {line["pricing"]: line for line in invoice["lines"]}
     assert by_pricing["pay_per_use"]["usd"] == pytest.approx(gpu_hours * 2.5)
     assert by_pricing["reserved"]["usd"] == pytest.approx(gpu_hours * 1200 * 0.7 / 730)
     assert all(line["quantity"] == pytest.approx(2 * 600) for line in invoice["lines"])
-    assert invoice["total_usd"] == pytest.approx(sum(line["usd"] for line in invoice["lines"]))
+    assert invoice["total_usd"] == pytest.approx(sum(line["usd"] for line in invoice_lines))
     assert sum(costs) == pytest.approx(invoice["total_usd"], rel=1e-6)
+
+
+def test_a_revoked_key_stops_working_within_the_key_memory(db_url) -> None:
+    """A key works, is revoked (keys revoke), keeps working only while remembered, then
+    answers 401; forget() ends it at once for a key revoked through this process."""
+    key = create_key(db_url, "customer", "Gina")
+    other = create_key(db_url, "customer", "Hugo")
+    app = create_app(ServiceConfig(db_url=db_url, principal_ttl_s=0.5))
+    with TestClient(app) as client:
+        assert client.get("/v1/workloads", headers=_headers(key)).status_code == 200
+        assert client.get("/v1/workloads", headers=_headers(other)).status_code == 200
+        revoke_key(db_url, key.key_id)
+        revoke_key(db_url, other.key_id)
+        app.state.auth.forget(other.key[:12])
+        assert client.get("/v1/workloads", headers=_headers(other)).status_code == 401
+        time.sleep(0.6)
+        assert client.get("/v1/workloads", headers=_headers(key)).status_code == 401
+    with pytest.raises(KeyError_, match="no API key"):
+        revoke_key(db_url, "key_missing")
+
+
+def test_a_burst_of_requests_on_a_new_key_checks_it_once(db_url) -> None:
+    """Fifty concurrent first requests of one key cost one database lookup and one scrypt,
+    not fifty (single flight); all fifty are answered."""
+    key = create_key(db_url, "customer", "Ivy")
+    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1000, burst=1000))
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            replies = await asyncio.gather(
+                *[
+                    client.get("/v1/workloads/wl_missing/status", headers=_headers(key))
+                    for _ in range(50)
+                ]
+            )
+        return [reply.status_code for reply in replies]
+
+    assert asyncio.run(burst()) == [404] * 50
+    assert app.state.auth.lookups == 1
+
+
+def test_usage_lines_cover_gpu_time_requests_storage_and_energy(db_url) -> None:
+    """An inference workload that declares its requests and data is metered in GPU-seconds,
+    requests, GB-hours and attributed kWh; the invoice adds up to the workload's cost."""
+    scenario = load_scenario(BASELINE, {"duration_days": 1})
+    bridge = TwinBridge(scenario, speed=600.0, background_demand=False)
+    key = create_key(db_url, "customer", "Jo")
+    body = {**BATCH, "requirements": {**BATCH["requirements"], "requests": 4000, "data_gb": 73}}
+    with TestClient(create_app(ServiceConfig(db_url=db_url, bridge=bridge))) as client:
+        workload_id = client.post("/v1/workloads/submit", json=body, headers=_headers(key)).json()[
+            "workload_id"
+        ]
+        for _ in range(4):
+            bridge.step()
+        cost = client.get(f"/v1/workloads/{workload_id}/status", headers=_headers(key)).json()[
+            "cost_usd"
+        ]
+        invoice = client.get("/v1/billing/usage", headers=_headers(key)).json()
+    lines = {line["unit"]: line for line in invoice["lines"]}
+    assert set(lines) == {"gpu_s", "requests", "gb_h", "kwh"}
+    assert lines["requests"]["quantity"] == 4000 and lines["requests"]["usd"] == pytest.approx(4.0)
+    assert lines["gb_h"]["quantity"] == pytest.approx(73 * 600 / 3600)
+    assert lines["kwh"]["quantity"] > 0 and lines["kwh"]["usd"] == 0
+    assert invoice["total_usd"] == pytest.approx(cost, abs=1e-6)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from twin.service.billing import PricingError, gpu_hour_rate, quote, usage_usd
+from twin.service.billing import (
+    PricingError,
+    gpu_hour_rate,
+    quote,
+    requests_usd,
+    storage_usd,
+    usage_usd,
+)
 
 
 def test_rates_follow_the_billing_models() -> None:
@@ -33,5 +40,26 @@ def test_usage_adds_requests_and_storage() -> None:
 )
 def test_bad_input_names_the_field(call, field) -> None:
     """Every refusal names what was wrong."""
+    with pytest.raises(PricingError, match=field):
+        call()
+
+
+def test_requests_and_storage_are_priced_per_1k_and_per_gb_hour() -> None:
+    """1,000 inference requests cost 1.00 USD; a GB held a whole 730-hour month costs
+    0.10 USD, so storage metered in GB-hours agrees with the GB-month price."""
+    assert requests_usd(1000) == pytest.approx(1.0)
+    assert requests_usd(2500) == pytest.approx(usage_usd(0.0, "pay_per_use", requests=2500))
+    assert storage_usd(730.0) == pytest.approx(0.10)
+    assert storage_usd(50.0 * 730.0) == pytest.approx(
+        usage_usd(0.0, "pay_per_use", storage_gb_months=50.0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [(lambda: requests_usd(-1), "requests"), (lambda: storage_usd(float("nan")), "gb_hours")],
+)
+def test_bad_usage_quantities_name_the_field(call, field) -> None:
+    """Negative or NaN quantities are refused, naming the quantity."""
     with pytest.raises(PricingError, match=field):
         call()

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,10 +24,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
 from optimizer.classify import Submission, classify, validate_submission
-from twin.service import audit
+from twin.service import audit, metering
 from twin.service.api.auth import Authenticator, Principal
 from twin.service.api.schemas import (
     Availability,
@@ -45,9 +48,11 @@ from twin.service.db import repository
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.migrate import upgrade
 from twin.service.db.models import Customer, Workload
+from twin.service.db.write_queue import WriteQueue
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
-from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+from twin.service.twin_bridge import BridgeJob, JobUpdate
+from twin.service.twin_snapshot import TwinLink
 
 LOG = logging.getLogger("hcp.service")
 
@@ -65,10 +70,13 @@ class ServiceConfig:
     """
 
     db_url: str | None = None
-    bridge: TwinBridge | None = None
+    bridge: TwinLink | None = None
     rate_per_s: float = 200.0
     burst: float = 400.0
     max_body_bytes: int = 64 * 1024
+    principal_ttl_s: float = 5.0
+    """How long a resolved API key is remembered [s]: a revoked key stops working within
+    this time."""
     callback_secret: bytes | None = None
     """HMAC key of status callbacks (None: $HCP_CALLBACK_SECRET, else a random key for
     this process, logged as a warning since receivers cannot know it)."""
@@ -80,11 +88,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
     upgrade(config.db_url)
     engine = make_engine(config.db_url)
     sessions = session_factory(engine)
-    auth = Authenticator(sessions, RateLimiter(config.rate_per_s, config.burst))
+    auth = Authenticator(
+        sessions,
+        RateLimiter(config.rate_per_s, config.burst),
+        principal_ttl_s=config.principal_ttl_s,
+    )
+    writes = WriteQueue(sessions)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if config.bridge is not None:
+            config.bridge.on_update = None
+        writes.close()
         callbacks.close()
         engine.dispose()
 
@@ -92,6 +108,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.auth = auth
+    app.state.writes = writes
     app.state.config = config
     callbacks = CallbackSender(_callback_secret(config))
     app.state.callbacks = callbacks
@@ -111,9 +128,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     for f in config.bridge.scenario.facilities
                 ],
             )
-        config.bridge.on_update = lambda updates: _apply_updates(sessions, updates, callbacks)
+        config.bridge.on_update = lambda updates: _apply_updates(writes, updates, callbacks)
         _resume(sessions, config.bridge)
-    _routes(app, sessions, auth, config, callbacks)
+    _routes(app, sessions, writes, auth, config, callbacks)
     return app
 
 
@@ -123,22 +140,27 @@ def create_app(config: ServiceConfig) -> FastAPI:
 def _routes(
     app: FastAPI,
     sessions: sessionmaker[Session],
+    writes: WriteQueue,
     auth: Authenticator,
     config: ServiceConfig,
     callbacks: CallbackSender,
 ) -> None:
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        """Liveness: the database answers."""
+    def healthz() -> JSONResponse:
+        """Liveness: the database answers and the twin (if any) runs; 503 otherwise."""
         with sessions() as session:
             session.execute(text("SELECT 1"))
         bridge = config.bridge
-        return {"status": "ok", "sim_time_s": bridge.sim_time_s if bridge else None}
+        if bridge is not None and not bridge.alive:
+            return JSONResponse({"status": "twin stopped", "sim_time_s": None}, status_code=503)
+        sim_time_s = bridge.snapshot().sim_time_s if bridge is not None else None
+        return JSONResponse({"status": "ok", "sim_time_s": sim_time_s})
 
     @app.post("/v1/workloads/submit", status_code=201, response_model=WorkloadAccepted)
-    def submit(body: WorkloadRequest, request: Request) -> WorkloadAccepted:
-        """Submit a workload (A.1): validated, classified, committed, then scheduled."""
-        principal = auth.principal(request)
+    async def submit(body: WorkloadRequest, request: Request) -> WorkloadAccepted:
+        """Submit a workload (A.1): validated, classified, committed (group commit), then
+        scheduled. Runs on the event loop; only the commit is waited for."""
+        principal = await auth.principal_async(request)
         auth.require(principal, Action.SUBMIT_WORKLOAD, request)
         customer_id = _customer_of(principal)
         req = body.requirements
@@ -178,57 +200,66 @@ def _routes(
         request_hash = hashlib.sha256(
             json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
-        with sessions() as session:
-            try:
-                workload, created = repository.create_workload(
-                    session,
-                    customer_id,
-                    workload_type=classification.type_name,
-                    gpu_count=req.gpu_count or None,
-                    gpu_type=req.gpu_type,
-                    hashrate_ths=req.hashrate_ths or None,
-                    requirements={
-                        **req.model_dump(mode="json"),
-                        "pricing": body.pricing,
-                        "usd_per_gpu_hour": price.usd_per_gpu_hour,
-                    },
-                    deadline_at=body.deadline,
-                    callback_url=str(body.callback_url) if body.callback_url else None,
-                    sla=sla,
-                    estimated_start_at=estimated_start,
-                    estimated_cost_usd=price.usd,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                )
-            except repository.IdempotencyConflict as conflict:
-                raise HTTPException(
-                    409, [{"field": "Idempotency-Key", "reason": str(conflict)}]
-                ) from None
+
+        def persist(session: Session) -> tuple[Workload, bool]:
+            """The workload and its audit entry, in one savepoint of a write batch."""
+            workload, created = repository.create_workload(
+                session,
+                customer_id,
+                workload_type=classification.type_name,
+                gpu_count=req.gpu_count or None,
+                gpu_type=req.gpu_type,
+                hashrate_ths=req.hashrate_ths or None,
+                requirements={
+                    **req.model_dump(mode="json"),
+                    "pricing": body.pricing,
+                    "usd_per_gpu_hour": price.usd_per_gpu_hour,
+                },
+                deadline_at=body.deadline,
+                callback_url=str(body.callback_url) if body.callback_url else None,
+                sla=sla,
+                estimated_start_at=estimated_start,
+                estimated_cost_usd=price.usd,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
             if created:
-                audit.record(
+                audit.append(
                     session,
                     principal.key_id,
                     "submit_workload",
                     workload.id,
                     {"type": classification.type_name, "gpus": req.gpu_count},
                 )
-            view = _accepted(workload, price.usd_per_gpu_hour, body.pricing)
+            return workload, created
+
+        try:
+            workload, created = await writes.call(persist)
+        except repository.IdempotencyConflict as conflict:
+            raise HTTPException(
+                409, [{"field": "Idempotency-Key", "reason": str(conflict)}]
+            ) from None
+        view = _accepted(workload, price.usd_per_gpu_hour, body.pricing)
         if created and config.bridge is not None:
             config.bridge.submit(_bridge_job(workload))
         return view
 
     @app.get("/v1/workloads/{workload_id}/status", response_model=WorkloadView)
-    def status(workload_id: str, request: Request) -> WorkloadView:
+    async def status(workload_id: str, request: Request) -> WorkloadView:
         """One workload (customers see only their own)."""
-        principal = auth.principal(request)
+        principal = await auth.principal_async(request)
         scope = _read_scope(
             auth, principal, request, Action.READ_OWN_WORKLOAD, Action.READ_ANY_WORKLOAD
         )
-        with sessions() as session:
-            workload = repository.get_workload(session, workload_id, scope)
-            if workload is None:
-                raise HTTPException(404, f"no workload {workload_id}")
-            return _view(workload)
+
+        def read() -> Workload | None:
+            with sessions() as session:
+                return repository.get_workload(session, workload_id, scope)
+
+        workload = await run_in_threadpool(read)
+        if workload is None:
+            raise HTTPException(404, f"no workload {workload_id}")
+        return _view(workload)
 
     @app.post("/v1/workloads/{workload_id}/cancel", response_model=WorkloadView)
     def cancel(workload_id: str, request: Request) -> WorkloadView:
@@ -240,16 +271,20 @@ def _routes(
         else:
             auth.require(principal, Action.CANCEL_ANY, request)
             scope = None
-        with sessions() as session:
-            try:
-                workload = repository.cancel_workload(session, workload_id, customer_id=scope)
-            except repository.WorkloadNotFound:
-                raise HTTPException(404, f"no workload {workload_id}") from None
-            except repository.InvalidTransition as error:
-                raise HTTPException(409, [{"field": "status", "reason": str(error)}]) from None
-            audit.record(session, principal.key_id, "cancel_workload", workload_id, {})
-            _notify(callbacks, workload)
-            return _view(workload)
+
+        def persist(session: Session) -> Workload:
+            workload = repository.cancel_workload(session, workload_id, customer_id=scope)
+            audit.append(session, principal.key_id, "cancel_workload", workload_id, {})
+            return workload
+
+        try:
+            workload = writes.run(persist)
+        except repository.WorkloadNotFound:
+            raise HTTPException(404, f"no workload {workload_id}") from None
+        except repository.InvalidTransition as error:
+            raise HTTPException(409, [{"field": "status", "reason": str(error)}]) from None
+        _notify(callbacks, workload)
+        return _view(workload)
 
     @app.get("/v1/workloads", response_model=WorkloadPage)
     def list_workloads(
@@ -355,15 +390,11 @@ def _routes(
         bridge = config.bridge
         if bridge is None:
             return {}
-        t_s = bridge.sim_time_s
-        grid = bridge.world.grid
+        snapshot = bridge.snapshot()
         return {
-            "sim_time_s": t_s,
-            "prices_usd_per_mwh": {
-                f.id: grid.price_usd_per_mwh(f.settlement_point, t_s)
-                for f in bridge.scenario.facilities
-            },
-            "gpu_rental_multiplier": _spot_multiplier(config),
+            "sim_time_s": snapshot.sim_time_s,
+            "prices_usd_per_mwh": snapshot.prices_usd_per_mwh,
+            "gpu_rental_multiplier": snapshot.gpu_rental_multiplier,
         }
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -397,47 +428,34 @@ def _read_scope(
 
 
 def _spot_multiplier(config: ServiceConfig) -> float:
+    """The market's GPU rental multiplier now (1 without a twin)."""
     bridge = config.bridge
-    if bridge is None:
-        return 1.0
-    return float(bridge.world.market.gpu_rental_multiplier.at(bridge.sim_time_s))
+    return bridge.snapshot().gpu_rental_multiplier if bridge is not None else 1.0
 
 
 def _expected_wait_s(config: ServiceConfig) -> float:
     """A start estimate: the next tick of the twin (wall seconds)."""
     bridge = config.bridge
-    return bridge.controller.interval_s / bridge.speed if bridge is not None else 0.0
+    return bridge.snapshot().tick_wall_s if bridge is not None else 0.0
 
 
 def _availability(config: ServiceConfig) -> list[FacilityAvailability]:
+    """Free GPUs per facility and type as of the twin's last tick."""
     bridge = config.bridge
     if bridge is None:
         return []
-    world = bridge.world
-    busy = world.scheduler.busy
-    t_s = bridge.sim_time_s
-    rows = []
-    for index, pool in enumerate(world.pools):
-        if not pool.is_gpu:
-            continue
-        facility = world.scenario.facilities[pool.facility]
-        type_id = world.gpu_type_ids[pool.gpu_type]
-        spec = world.gpu_fleet.types[[t.type_id for t in world.gpu_fleet.types].index(type_id)]
-        rows.append(
-            FacilityAvailability(
-                facility_id=facility.id,
-                region=facility.region,
-                gpu_type=type_id,
-                total=int(pool.installed),
-                available=max(0, int(pool.capacity - busy[index])),
-                price_usd_per_gpu_hour=spec.rental_index_usd_per_gpu_hour
-                * _spot_multiplier(config),
-                power_price_usd_per_mwh=world.grid.price_usd_per_mwh(
-                    facility.settlement_point, t_s
-                ),
-            )
+    return [
+        FacilityAvailability(
+            facility_id=pool.facility_id,
+            region=pool.region,
+            gpu_type=pool.gpu_type,
+            total=pool.total,
+            available=pool.available,
+            price_usd_per_gpu_hour=pool.price_usd_per_gpu_hour,
+            power_price_usd_per_mwh=pool.power_price_usd_per_mwh,
         )
-    return rows
+        for pool in bridge.snapshot().pools
+    ]
 
 
 def _accepted(workload: Workload, usd_per_gpu_hour: float, pricing: str) -> WorkloadAccepted:
@@ -496,7 +514,7 @@ def _bridge_job(workload: Workload) -> BridgeJob:
     )
 
 
-def _resume(sessions: sessionmaker[Session], bridge: TwinBridge) -> int:
+def _resume(sessions: sessionmaker[Session], bridge: TwinLink) -> int:
     """Hand the twin every workload the database holds as queued or running (after a
     restart, or a crash: nothing acknowledged is lost). Running ones start again from the
     beginning, since the sandbox twin's state was not kept; they go back to queued."""
@@ -542,70 +560,75 @@ def _notify(callbacks: CallbackSender, workload: Workload) -> None:
         )
 
 
-def _apply_updates(
-    sessions: sessionmaker[Session], updates: list[JobUpdate], callbacks: CallbackSender
-) -> None:
-    """Write the twin's status changes into the database (a completed workload is metered
-    and charged at the rate quoted when it was submitted), then notify subscribers."""
-    with sessions() as session:
-        for update in updates:
-            workload = repository.get_workload(session, update.workload_id)
-            if workload is None:
-                continue
-            rate = float((workload.requirements or {}).get("usd_per_gpu_hour", 0.0))
-            cost = round(update.gpu_seconds / 3600.0 * rate, 6)
-            try:
-                workload = repository.set_status(
-                    session,
-                    update.workload_id,
-                    update.status,
-                    reason=update.reason or None,
-                    facility_id=update.facility_id,
-                    cost_usd=cost if update.status == "completed" else update.revenue_usd,
-                )
-            except repository.RepositoryError as error:  # e.g. cancelled meanwhile
-                LOG.warning(
-                    "status %s for %s not applied: %s", update.status, update.workload_id, error
-                )
-                continue
-            if update.status == "completed":
-                _meter(session, workload, update, cost)
+UPDATE_CHUNK = 50
+"""Status changes of the twin applied per write (one read and one executemany each)."""
+
+
+def _apply_updates(writes: WriteQueue, updates: list[JobUpdate], callbacks: CallbackSender) -> None:
+    """Write the twin's status changes into the database in chunks, as background writes
+    (requests' writes go first), then notify subscribers. A completed workload is metered
+    and charged at the rate quoted when it was submitted. A change that does not apply
+    (e.g. the workload was cancelled meanwhile) is logged and the others land."""
+    chunks = [updates[i : i + UPDATE_CHUNK] for i in range(0, len(updates), UPDATE_CHUNK)]
+    pending = [writes.submit(_status_write(chunk), background=True) for chunk in chunks]
+    for future in pending:
+        applied, refused = future.result()
+        for change, error in refused:
+            LOG.warning(
+                "status %s for %s not applied: %s", change.status, change.workload_id, error
+            )
+        for workload in applied:
             _notify(callbacks, workload)
 
 
-def _meter(session: Session, workload: Workload, update: JobUpdate, cost_usd: float) -> None:
-    """A completed workload's GPU time as a priced usage record."""
-    pricing = str((workload.requirements or {}).get("pricing", "pay_per_use"))
-    ended = workload.completed_at or datetime.now(UTC)
-    repository.add_usage_records(
-        session,
-        [
-            repository.NewUsageRecord(
-                customer_id=workload.customer_id,
-                resource_type=f"gpu:{update.gpu_type or 'any'}",
-                quantity=update.gpu_seconds,
-                unit="gpu_s",
-                started_at=workload.started_at or ended,
-                ended_at=ended,
-                price_usd=cost_usd,
-                pricing=pricing,
-                workload_id=workload.id,
+def _status_write(
+    updates: list[JobUpdate],
+) -> Callable[[Session], repository.AppliedChanges]:
+    """The write that applies a chunk of the twin's status changes and meters the
+    workloads that completed."""
+
+    def write(
+        session: Session,
+    ) -> repository.AppliedChanges:
+        stored = repository.get_workloads(session, [u.workload_id for u in updates])
+        known = [u for u in updates if u.workload_id in stored]
+        gpu_costs = {u.workload_id: metering.gpu_cost_usd(stored[u.workload_id], u) for u in known}
+        charges = {
+            u.workload_id: metering.charged_usd(
+                metering.usage_records(stored[u.workload_id], u, gpu_costs[u.workload_id])
             )
-        ],
-    )
+            for u in known
+            if u.status == "completed"
+        }
+        changes = [
+            repository.StatusChange(
+                u.workload_id,
+                u.status,
+                reason=u.reason or None,
+                facility_id=u.facility_id,
+                cost_usd=charges.get(u.workload_id, u.revenue_usd),
+            )
+            for u in known
+        ]
+        applied, refused = repository.apply_status_changes(session, changes)
+        by_id = {u.workload_id: u for u in known}
+        records = [
+            record
+            for workload in applied
+            if workload.status == "completed"
+            for record in metering.usage_records(
+                workload, by_id[workload.id], gpu_costs[workload.id]
+            )
+        ]
+        if records:
+            repository.add_usage_records(session, records)
+        return applied, refused
+
+    return write
 
 
 def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return _problem(
-                413,
-                "request body too large",
-                [{"field": "body", "reason": f"larger than {max_body_bytes} bytes"}],
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -621,8 +644,8 @@ def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         ]
         return _problem(422, "invalid request", problems)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail
         problems: list[dict[str, str]] = detail if isinstance(detail, list) else []
         title = detail if isinstance(detail, str) else "invalid request"
@@ -632,6 +655,56 @@ def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
     async def crashed(request: Request, error: Exception) -> JSONResponse:
         LOG.exception("unhandled error on %s %s", request.method, request.url.path)
         return _problem(500, "internal error", [])
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request whose body is larger than ``max_body_bytes`` gets 413,
+    whether it says so in Content-Length or streams more than it said (chunked)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                too_large = True
+                raise _BodyTooLargeError
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            if not too_large:  # the app's answer to a cut-off body is replaced by 413
+                await send(message)
+
+        with contextlib.suppress(_BodyTooLargeError):
+            await self.app(scope, counted_receive, send_unless_refused)
+        if too_large:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _problem(
+            413,
+            "request body too large",
+            [{"field": "body", "reason": f"larger than {self.max_body_bytes} bytes"}],
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    """Raised inside the app when a streamed body passes the limit."""
 
 
 def _problem(

@@ -32,6 +32,8 @@ class Requirements(_Body):
     checkpoint_interval_s: float | None = Field(None, gt=0, le=365 * 86400)
     data_residency: str | None = Field(None, max_length=20)
     data_gb: float = Field(0.0, ge=0, le=1e7)
+    requests: int | None = Field(None, ge=0, le=10**12)
+    """Inference requests the workload will serve (metered and billed per 1,000)."""
 
 
 class WorkloadRequest(_Body):

@@ -49,6 +49,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_TRANSACTION_OPTION = "hcp_write_transaction"
 """Execution option that makes the next SQLite transaction ``BEGIN IMMEDIATE``."""
 
+BATCHED = "hcp_batched"
+"""``Session.info`` flag: the session's transaction is a write batch that commits many
+writes at once (:class:`service.db.write_queue.WriteQueue`)."""
+
 
 class DatabaseUrlError(ValueError):
     """A database URL that cannot be used (unsupported backend or malformed)."""

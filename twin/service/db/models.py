@@ -95,8 +95,9 @@ TERMINAL_WORKLOAD_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled
 RESOURCE_TYPES: tuple[str, ...] = ("gpu", "asic")
 RESOURCE_STATUSES: tuple[str, ...] = ("online", "offline", "maintenance", "unhealthy")
 API_KEY_ROLES: tuple[str, ...] = ("customer", "operator", "admin")
-USAGE_UNITS: tuple[str, ...] = ("gpu_s", "requests", "gb_month")
-"""Units of metered usage: GPU-seconds, inference requests, storage GB-months."""
+USAGE_UNITS: tuple[str, ...] = ("gpu_s", "requests", "gb_month", "gb_h", "kwh")
+"""Units of metered usage: GPU-seconds, inference requests, storage GB-months and
+GB-hours, attributed energy kWh."""
 PRICING_MODELS: tuple[str, ...] = ("pay_per_use", "reserved", "spot")
 
 USD = Numeric(18, 6)

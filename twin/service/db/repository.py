@@ -21,17 +21,17 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
-from twin.service.db.engine import WRITE_TRANSACTION_OPTION
+from twin.service.db.engine import BATCHED, WRITE_TRANSACTION_OPTION
 from twin.service.db.models import (
     ACTIVE_WORKLOAD_STATUSES,
     API_KEY_ROLES,
@@ -52,6 +52,11 @@ from twin.service.db.models import (
     new_id,
     utc_now,
 )
+
+WORKLOADS = cast(Table, Workload.__table__)
+"""The workloads table, for the Core statements of the hot paths."""
+IDEMPOTENCY_KEYS = cast(Table, IdempotencyKey.__table__)
+USAGE_RECORDS = cast(Table, UsageRecord.__table__)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -124,8 +129,13 @@ def write_transaction(session: Session) -> Iterator[None]:
     commits at the end of the block, or rolls back on any error and re-raises.
 
     For other service modules that write (the audit log) so they get the same locking.
-    If the session already has a transaction open, that one is used and committed.
+    If the session already has a transaction open, that one is used and committed. In a
+    :class:`~twin.service.db.write_queue.WriteQueue` batch the block runs in the batch's
+    transaction, inside the savepoint the queue gives each write, and the batch commits.
     """
+    if session.info.get(BATCHED):
+        yield
+        return
     if not session.in_transaction():
         session.connection(execution_options={WRITE_TRANSACTION_OPTION: True})
     try:
@@ -139,7 +149,11 @@ def write_transaction(session: Session) -> Iterator[None]:
 @contextmanager
 def read_transaction(session: Session) -> Iterator[None]:
     """One read transaction, ended (committed) when the block ends so no lock or snapshot
-    lingers; rolled back on error."""
+    lingers; rolled back on error. In a write batch it reads inside the batch's
+    transaction and leaves it open."""
+    if session.info.get(BATCHED):
+        yield
+        return
     try:
         yield
         session.commit()
@@ -232,13 +246,16 @@ def _json_object(field: str, value: object) -> dict[str, Any] | None:
 
 def _require_customer(session: Session, customer_id: str, field: str = "customer_id") -> None:
     """UnknownReference unless the customer exists."""
-    if session.get(Customer, customer_id) is None:
+    if session.execute(select(Customer.id).where(Customer.id == customer_id)).first() is None:
         raise UnknownReference(field, f"no customer {customer_id!r}")
 
 
 def _require_facility(session: Session, facility_id: str | None, field: str) -> None:
     """UnknownReference unless ``facility_id`` is None or an existing facility."""
-    if facility_id is not None and session.get(Facility, facility_id) is None:
+    if (
+        facility_id is not None
+        and session.execute(select(Facility.id).where(Facility.id == facility_id)).first() is None
+    ):
         raise UnknownReference(field, f"no facility {facility_id!r}")
 
 
@@ -313,47 +330,59 @@ def create_workload(
     if idempotency_key is not None:
         _text("idempotency_key", idempotency_key, 255)
         _text("request_hash", request_hash, 128)
-    workload = Workload(
-        id=new_id("workload"),
-        customer_id=customer_id,
-        workload_type=workload_type,
-        status="queued",
-        priority=_positive_int("priority", priority, optional=True) or spec.priority,
-        requirements=_json_object("requirements", requirements),
-        gpu_count=gpu_count,
-        gpu_type=_text("gpu_type", gpu_type, 32, optional=True),
-        hashrate_ths=hashrate_ths,
-        deadline_at=_aware("deadline_at", deadline_at),
-        callback_url=_text("callback_url", callback_url, 2048, optional=True),
-        sla=_json_object("sla", sla),
-        facility_id=facility_id,
-        estimated_start_at=_aware("estimated_start_at", estimated_start_at),
-        estimated_cost_usd=_usd("estimated_cost_usd", estimated_cost_usd, optional=True),
-        created_at=_now_or("created_at", created_at),
-    )
-    workload.updated_at = workload.created_at
+    row: dict[str, Any] = {
+        "id": new_id("workload"),
+        "customer_id": customer_id,
+        "workload_type": workload_type,
+        "status": "queued",
+        "status_reason": None,
+        "priority": _positive_int("priority", priority, optional=True) or spec.priority,
+        "requirements": _json_object("requirements", requirements),
+        "gpu_count": gpu_count,
+        "gpu_type": _text("gpu_type", gpu_type, 32, optional=True),
+        "hashrate_ths": hashrate_ths,
+        "deadline_at": _aware("deadline_at", deadline_at),
+        "callback_url": _text("callback_url", callback_url, 2048, optional=True),
+        "sla": _json_object("sla", sla),
+        "facility_id": facility_id,
+        "twin_job_row": None,
+        "estimated_start_at": _aware("estimated_start_at", estimated_start_at),
+        "estimated_cost_usd": _usd("estimated_cost_usd", estimated_cost_usd, optional=True),
+        "cost_usd": None,
+        "created_at": _now_or("created_at", created_at),
+        "started_at": None,
+        "completed_at": None,
+    }
+    row["updated_at"] = row["created_at"]
     try:
         with write_transaction(session):
             _require_customer(session, customer_id)
             _require_facility(session, facility_id, "facility_id")
-            if idempotency_key is not None:
+            # Core statements: the hot path of every submit (the ORM's unit of work costs
+            # several times more per row and nothing here needs it).
+            if idempotency_key is None:
+                session.execute(insert(WORKLOADS), [row])
+            else:
                 earlier = _replay(session, customer_id, idempotency_key, request_hash)
                 if earlier is not None:
                     return earlier, False
-                session.add(workload)
-                session.flush()  # the key's foreign key needs the workload row first
-                session.add(
-                    IdempotencyKey(
-                        customer_id=customer_id,
-                        key=idempotency_key,
-                        request_hash=request_hash,
-                        workload_id=workload.id,
-                        created_at=workload.created_at,
+                # A savepoint, so that losing a race for the key (IntegrityError below)
+                # leaves the transaction usable for the replay.
+                with session.begin_nested():
+                    session.execute(insert(WORKLOADS), [row])
+                    session.execute(
+                        insert(IDEMPOTENCY_KEYS),
+                        [
+                            {
+                                "customer_id": customer_id,
+                                "key": idempotency_key,
+                                "request_hash": request_hash,
+                                "workload_id": row["id"],
+                                "created_at": row["created_at"],
+                            }
+                        ],
                     )
-                )
-            else:
-                session.add(workload)
-        return workload, True
+        return Workload(**row), True
     except IntegrityError:
         # Another request committed the same key between our lookup and insert
         # (PostgreSQL, READ COMMITTED): answer as its retry would be answered.
@@ -370,7 +399,12 @@ def _replay(
     session: Session, customer_id: str, key: str, request_hash: str | None
 ) -> Workload | None:
     """The workload a previous use of ``key`` created, or None if the key is new."""
-    stored = session.get(IdempotencyKey, (customer_id, key), populate_existing=True)
+    keys = IDEMPOTENCY_KEYS
+    stored = session.execute(
+        select(keys.c.request_hash, keys.c.workload_id).where(
+            keys.c.customer_id == customer_id, keys.c.key == key
+        )
+    ).first()
     if stored is None:
         return None
     if stored.request_hash != request_hash:
@@ -379,7 +413,7 @@ def _replay(
             f"key {key!r} was used for workload {stored.workload_id} with another request body",
             stored.workload_id,
         )
-    return session.get(Workload, stored.workload_id, populate_existing=True)
+    return _workload_copy(session, stored.workload_id, lock=False)
 
 
 def get_workload(
@@ -388,10 +422,41 @@ def get_workload(
     """The workload, or None if it does not exist or (with ``customer_id``) belongs to
     another customer."""
     with read_transaction(session):
-        workload = session.get(Workload, workload_id, populate_existing=True)
+        workload = _workload_copy(session, workload_id, lock=False)
     if workload is None or (customer_id is not None and workload.customer_id != customer_id):
         return None
     return workload
+
+
+def get_workloads(session: Session, workload_ids: Sequence[str]) -> dict[str, Workload]:
+    """Detached copies of the workloads with these ids that exist, by id (one query)."""
+    query = select(WORKLOADS).where(WORKLOADS.c.id.in_(list(set(workload_ids))))
+    with read_transaction(session):
+        return {row["id"]: Workload(**row) for row in session.execute(query).mappings()}
+
+
+def _workload_copy(session: Session, workload_id: str, *, lock: bool) -> Workload | None:
+    """A detached copy of the workload's row (row-locked for this transaction when
+    ``lock``), read with one Core statement: the status read and every status change go
+    through here, so they skip the ORM's identity map and unit of work."""
+    query = select(WORKLOADS).where(WORKLOADS.c.id == workload_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).mappings().one_or_none()
+    return Workload(**row) if row is not None else None
+
+
+def _save_changes(session: Session, before: Workload, after: Workload) -> None:
+    """Write the columns in which the detached copy ``after`` differs from ``before``."""
+    changes = {
+        column.name: getattr(after, column.name)
+        for column in WORKLOADS.columns
+        if getattr(after, column.name) != getattr(before, column.name)
+    }
+    if changes:
+        changes["updated_at"] = utc_now()
+        after.updated_at = changes["updated_at"]
+        session.execute(update(WORKLOADS).where(WORKLOADS.c.id == after.id).values(changes))
 
 
 def list_workloads(
@@ -455,8 +520,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _locked_workload(session: Session, workload_id: str, customer_id: str | None) -> Workload:
     """The workload, row-locked for this transaction; WorkloadNotFound if missing or
     another customer's."""
-    query = select(Workload).where(Workload.id == workload_id).with_for_update()
-    workload = session.scalars(query.execution_options(**_REFRESH)).one_or_none()
+    workload = _workload_copy(session, workload_id, lock=True)
     if workload is None or (customer_id is not None and workload.customer_id != customer_id):
         raise WorkloadNotFound("workload_id", f"no workload {workload_id!r}")
     return workload
@@ -480,9 +544,11 @@ def cancel_workload(
     """
     at = _now_or("at", at)
     with write_transaction(session):
-        workload = _locked_workload(session, workload_id, customer_id)
+        before = _locked_workload(session, workload_id, customer_id)
+        workload = Workload(**_columns(before))
         if workload.status != "cancelled":
             _apply_status(workload, "cancelled", at, reason)
+        _save_changes(session, before, workload)
     return workload
 
 
@@ -518,24 +584,162 @@ def set_status(
         isinstance(twin_job_row, bool) or not isinstance(twin_job_row, int) or twin_job_row < 0
     ):
         raise InvalidField("twin_job_row", f"expected an integer >= 0, got {twin_job_row!r}")
+    change = StatusChange(
+        workload_id,
+        status,
+        reason=reason,
+        cost_usd=cost,
+        facility_id=facility_id,
+        twin_job_row=twin_job_row,
+        estimated_start_at=estimated_start_at,
+        estimated_cost_usd=estimated_cost,
+    )
     with write_transaction(session):
         _require_facility(session, facility_id, "facility_id")
-        workload = _locked_workload(session, workload_id, None)
-        if status != workload.status:
-            _apply_status(workload, status, at, reason)
-        elif reason is not None:
-            workload.status_reason = reason
-        updates = {
-            "cost_usd": cost,
-            "facility_id": facility_id,
-            "twin_job_row": twin_job_row,
-            "estimated_start_at": estimated_start_at,
-            "estimated_cost_usd": estimated_cost,
-        }
-        for name, value in updates.items():
-            if value is not None:
-                setattr(workload, name, value)
+        before = _locked_workload(session, workload_id, None)
+        workload = _changed_copy(before, change, at)
+        _save_changes(session, before, workload)
     return workload
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One status change for :func:`set_status` / :func:`apply_status_changes`; fields left
+    None are not changed."""
+
+    workload_id: str
+    status: str
+    reason: str | None = None
+    cost_usd: Decimal | float | None = None
+    facility_id: str | None = None
+    twin_job_row: int | None = None
+    estimated_start_at: datetime | None = None
+    estimated_cost_usd: Decimal | float | None = None
+
+
+def _valid_change(field: str, change: StatusChange) -> StatusChange:
+    """``change`` with its amounts as Decimal; InvalidField naming what is wrong."""
+    _one_of(f"{field}.status", change.status, WORKLOAD_STATUSES)
+    _aware(f"{field}.estimated_start_at", change.estimated_start_at)
+    return replace(
+        change,
+        cost_usd=_usd(f"{field}.cost_usd", change.cost_usd, optional=True),
+        estimated_cost_usd=_usd(
+            f"{field}.estimated_cost_usd", change.estimated_cost_usd, optional=True
+        ),
+    )
+
+
+def _changed_copy(before: Workload, change: StatusChange, at: datetime) -> Workload:
+    """A copy of ``before`` with ``change`` applied (InvalidTransition if the lifecycle
+    forbids it)."""
+    workload = Workload(**_columns(before))
+    if change.status != workload.status:
+        _apply_status(workload, change.status, at, change.reason)
+    elif change.reason is not None:
+        workload.status_reason = change.reason
+    for name in (
+        "cost_usd",
+        "facility_id",
+        "twin_job_row",
+        "estimated_start_at",
+        "estimated_cost_usd",
+    ):
+        value = getattr(change, name)
+        if value is not None:
+            setattr(workload, name, value)
+    return workload
+
+
+_CHANGING_COLUMNS = (
+    "status",
+    "status_reason",
+    "started_at",
+    "completed_at",
+    "cost_usd",
+    "facility_id",
+    "twin_job_row",
+    "estimated_start_at",
+    "estimated_cost_usd",
+    "updated_at",
+)
+"""The workload columns a status change may write."""
+
+
+AppliedChanges = tuple[list[Workload], list[tuple[StatusChange, RepositoryError]]]
+"""What :func:`apply_status_changes` returns: the changed workloads and the refused
+changes with their reasons."""
+
+
+def apply_status_changes(
+    session: Session, changes: Sequence[StatusChange], *, at: datetime | None = None
+) -> AppliedChanges:
+    """Apply many status changes at once (the twin's changes of one tick): one read of the
+    rows, one executemany UPDATE. Changes that cannot apply (unknown workload or facility,
+    a transition the lifecycle forbids, e.g. a workload cancelled meanwhile) are returned
+    with their reason instead of raising, and the others land.
+
+    Returns:
+        (the changed workloads, in the order of ``changes``; the refused changes).
+    """
+    at = _now_or("at", at)
+    applied: list[Workload] = []
+    refused: list[tuple[StatusChange, RepositoryError]] = []
+    valid: list[StatusChange] = []
+    for index, change in enumerate(changes):
+        try:
+            valid.append(_valid_change(f"changes[{index}]", change))
+        except InvalidField as error:
+            refused.append((change, error))
+    changes = valid
+    with write_transaction(session):
+        ids = list({change.workload_id for change in changes})
+        query = select(WORKLOADS).where(WORKLOADS.c.id.in_(ids)).with_for_update()
+        current = {row["id"]: Workload(**row) for row in session.execute(query).mappings()}
+        wanted = {c.facility_id for c in changes if c.facility_id is not None}
+        facilities = set(
+            session.scalars(select(Facility.id).where(Facility.id.in_(wanted))) if wanted else []
+        )
+        for change in changes:
+            before = current.get(change.workload_id)
+            if before is None:
+                refused.append(
+                    (change, WorkloadNotFound("workload_id", f"no workload {change.workload_id!r}"))
+                )
+                continue
+            if change.facility_id is not None and change.facility_id not in facilities:
+                refused.append(
+                    (change, UnknownReference("facility_id", f"no facility {change.facility_id!r}"))
+                )
+                continue
+            try:
+                after = _changed_copy(before, change, at)
+            except InvalidTransition as error:
+                refused.append((change, error))
+                continue
+            after.updated_at = at
+            current[change.workload_id] = after
+            applied.append(after)
+        if applied:
+            statement = (
+                update(WORKLOADS)
+                .where(WORKLOADS.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in _CHANGING_COLUMNS})
+            )
+            latest = {w.id: w for w in applied}  # several changes of one workload: the last
+            session.connection().execute(
+                statement,
+                [
+                    {"b_id": w.id, **{f"b_{n}": getattr(w, n) for n in _CHANGING_COLUMNS}}
+                    for w in latest.values()
+                ],
+            )
+    return applied, refused
+
+
+def _columns(workload: Workload) -> dict[str, Any]:
+    """The column values of a workload (to copy it)."""
+    return {column.name: getattr(workload, column.name) for column in WORKLOADS.columns}
 
 
 def _apply_status(workload: Workload, status: str, at: datetime, reason: str | None) -> None:
@@ -654,7 +858,7 @@ class UsageTotal:
 
 def add_usage_records(session: Session, records: Sequence[NewUsageRecord]) -> list[UsageRecord]:
     """Store usage records, all or none; errors name the record (``records[3].unit``)."""
-    rows: list[UsageRecord] = []
+    rows: list[dict[str, Any]] = []
     for index, record in enumerate(records):
         field = f"records[{index}]"
         started_at = _aware(f"{field}.started_at", record.started_at)
@@ -662,28 +866,40 @@ def add_usage_records(session: Session, records: Sequence[NewUsageRecord]) -> li
         if started_at is None or ended_at is None or ended_at < started_at:
             raise InvalidField(f"{field}.ended_at", "needs started_at <= ended_at, both given")
         rows.append(
-            UsageRecord(
-                id=new_id("usage_record"),
-                customer_id=record.customer_id,
-                workload_id=record.workload_id,
-                resource_type=_text(f"{field}.resource_type", record.resource_type, 32),
-                quantity=_non_negative_number(f"{field}.quantity", record.quantity),
-                unit=_one_of(f"{field}.unit", record.unit, USAGE_UNITS),
-                started_at=started_at,
-                ended_at=ended_at,
-                price_usd=_usd(f"{field}.price_usd", record.price_usd),
-                pricing=_one_of(f"{field}.pricing", record.pricing, PRICING_MODELS),
-            )
+            {
+                "id": new_id("usage_record"),
+                "customer_id": record.customer_id,
+                "workload_id": record.workload_id,
+                "resource_type": _text(f"{field}.resource_type", record.resource_type, 32),
+                "quantity": _non_negative_number(f"{field}.quantity", record.quantity),
+                "unit": _one_of(f"{field}.unit", record.unit, USAGE_UNITS),
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "price_usd": _usd(f"{field}.price_usd", record.price_usd),
+                "pricing": _one_of(f"{field}.pricing", record.pricing, PRICING_MODELS),
+            }
         )
     with write_transaction(session):
+        customers = {row["customer_id"] for row in rows}
+        workloads = {row["workload_id"] for row in rows if row["workload_id"] is not None}
+        known_customers = set(
+            session.scalars(select(Customer.id).where(Customer.id.in_(customers)))
+        )
+        known_workloads = set(
+            session.scalars(select(WORKLOADS.c.id).where(WORKLOADS.c.id.in_(workloads)))
+        )
         for index, row in enumerate(rows):
-            _require_customer(session, row.customer_id, f"records[{index}].customer_id")
-            if row.workload_id is not None and session.get(Workload, row.workload_id) is None:
+            if row["customer_id"] not in known_customers:
                 raise UnknownReference(
-                    f"records[{index}].workload_id", f"no workload {row.workload_id!r}"
+                    f"records[{index}].customer_id", f"no customer {row['customer_id']!r}"
                 )
-        session.add_all(rows)
-    return rows
+            if row["workload_id"] is not None and row["workload_id"] not in known_workloads:
+                raise UnknownReference(
+                    f"records[{index}].workload_id", f"no workload {row['workload_id']!r}"
+                )
+        if rows:
+            session.execute(insert(USAGE_RECORDS), rows)
+    return [UsageRecord(**row) for row in rows]
 
 
 def usage_for(

@@ -1,0 +1,213 @@
+"""The service's twin in its own process, so the API never shares a core (or Python's GIL)
+with the simulation.
+
+:class:`TwinProcess` offers what the API needs of a twin (``submit``, ``on_update``,
+``snapshot``, ``scenario``) and runs a :class:`service.twin_bridge.TwinBridge` in a child
+process started with ``spawn``. Messages over one pipe:
+
+- parent -> child: ``("jobs", [BridgeJob, ...])`` (submitted workloads) and ``("stop",)``;
+- child -> parent: ``("ready", TwinSnapshot)`` once the twin is built, then after every
+  tick ``("tick", [JobUpdate, ...], TwinSnapshot)``.
+
+A reader thread in the parent hands each tick's updates to ``on_update`` and keeps the
+latest snapshot. The child exits when the parent does (end of the pipe, and on Linux a
+parent-death signal), so a SIGKILLed service leaves no twin behind. If the child dies the
+service reports it on ``/healthz``; workloads it held are still queued or running in the
+database and are handed to the next twin at restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from twin.scenario import Scenario
+from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
+
+LOG = logging.getLogger("hcp.service.twin")
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process gets when its parent dies."""
+
+
+class TwinProcessError(RuntimeError):
+    """The twin process did not start or stopped answering."""
+
+
+class TwinProcess:
+    """A sandbox twin running in a child process (see the module docstring).
+
+    Args:
+        scenario: the sandbox scenario.
+        speed: simulated seconds per wall second [-].
+        background_demand: keep the scenario's synthetic demand running.
+        start_timeout_s: how long :meth:`start` waits for the twin to be built [s].
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        speed: float = 60.0,
+        background_demand: bool = True,
+        start_timeout_s: float = 180.0,
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed: must be > 0, got {speed}")
+        self.scenario = scenario
+        self.speed = speed
+        self.background_demand = background_demand
+        self.start_timeout_s = start_timeout_s
+        self.on_update: Callable[[list[JobUpdate]], None] | None = None
+        self._snapshot: TwinSnapshot | None = None
+        self._early: list[BridgeJob] = []
+        self._send_lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._process: Any = None
+        self._reader: threading.Thread | None = None
+        self._alive = False
+
+    # ------------------------------------------------------------------ the API's side
+
+    @property
+    def alive(self) -> bool:
+        """Whether the twin process is running and answering."""
+        return self._alive
+
+    def snapshot(self) -> TwinSnapshot:
+        """The twin as of its last tick."""
+        if self._snapshot is None:
+            raise TwinProcessError("the twin process has not started")
+        return self._snapshot
+
+    @property
+    def sim_time_s(self) -> float:
+        """Simulated time reached [s since the scenario start]."""
+        return self.snapshot().sim_time_s
+
+    def submit(self, job: BridgeJob) -> None:
+        """Hand a workload to the twin for its next tick (thread-safe; kept until start)."""
+        with self._send_lock:
+            if self._connection is None:
+                self._early.append(job)
+                return
+            try:
+                self._connection.send(("jobs", [job]))
+            except OSError as error:  # the twin died; the database still holds the job
+                LOG.error("twin process unreachable; %s stays queued: %s", job.workload_id, error)
+
+    def start(self) -> None:
+        """Start the child, wait until its twin is built, then start the reader thread.
+
+        Raises:
+            TwinProcessError: the twin did not come up within ``start_timeout_s``.
+        """
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe()
+        self._process = context.Process(
+            target=_run_child,
+            args=(child_end, self.scenario, self.speed, self.background_demand),
+            name="hcp-twin",
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        if not parent_end.poll(self.start_timeout_s):
+            self._process.kill()
+            raise TwinProcessError(f"the twin was not built within {self.start_timeout_s:.0f} s")
+        try:
+            kind, snapshot = parent_end.recv()
+        except EOFError:
+            raise TwinProcessError("the twin process exited while starting") from None
+        if kind != "ready":
+            raise TwinProcessError(f"the twin process said {kind!r} instead of 'ready'")
+        self._snapshot = snapshot
+        with self._send_lock:
+            self._connection = parent_end
+            early, self._early = self._early, []
+            if early:
+                parent_end.send(("jobs", early))
+        self._alive = True
+        self._reader = threading.Thread(
+            target=self._read, args=(parent_end,), name="twin-reader", daemon=True
+        )
+        self._reader.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Ask the twin to stop after its current tick; kill it if it does not."""
+        with self._send_lock:
+            if self._connection is not None:
+                with contextlib.suppress(OSError):  # already gone
+                    self._connection.send(("stop",))
+        if self._process is not None:
+            self._process.join(timeout_s)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(5.0)
+        if self._reader is not None:
+            self._reader.join(5.0)
+        self._alive = False
+
+    def _read(self, connection: Connection) -> None:
+        """Deliver each tick's updates and keep its snapshot, until the pipe closes."""
+        while True:
+            try:
+                message = connection.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] != "tick":
+                continue
+            _, updates, snapshot = message
+            self._snapshot = snapshot
+            callback = self.on_update
+            if updates and callback is not None:
+                try:
+                    callback(updates)
+                except Exception:  # a failed write must not stop the next ticks' updates
+                    LOG.exception("applying %d status changes of the twin failed", len(updates))
+        self._alive = False
+        LOG.warning("the twin process has stopped")
+
+
+# ---------------------------------------------------------------------- child process
+
+
+def _run_child(connection: Connection, scenario: Scenario, speed: float, background: bool) -> None:
+    """The child's main loop: build the twin, then tick on the wall clock, taking jobs from
+    the pipe between ticks; exit on ``stop`` or when the parent goes away."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    bridge = TwinBridge(scenario, speed=speed, background_demand=background)
+    connection.send(("ready", take_snapshot(bridge)))
+    tick_wall_s = bridge.controller.interval_s / speed
+    next_tick_at = time.monotonic() + tick_wall_s
+    while True:
+        wait_s = max(0.0, next_tick_at - time.monotonic())
+        try:
+            if connection.poll(wait_s):
+                message = connection.recv()
+                if message[0] == "stop":
+                    return
+                for job in message[1]:
+                    bridge.submit(job)
+                continue
+            updates = bridge.step()
+            connection.send(("tick", updates, take_snapshot(bridge)))
+        except (EOFError, OSError):
+            return  # the parent is gone
+        next_tick_at += tick_wall_s
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel SIGKILL this process when its parent dies (a SIGKILLed
+    service must not leave its twin running); elsewhere the closed pipe ends it."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pipe's end does it
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

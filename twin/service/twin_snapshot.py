@@ -1,0 +1,125 @@
+"""What the API shows of a running twin, taken after each tick: simulated time, power
+prices, the GPU rental multiplier (spot pricing) and free GPUs per facility and type.
+
+The API reads only these snapshots (never the twin's live objects), so the twin can run on
+another thread or in another process (:mod:`service.twin_process`) and a request never waits
+on a tick. A snapshot is small, immutable and picklable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from twin.scenario import Scenario
+    from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+
+
+@dataclass(frozen=True, slots=True)
+class PoolAvailability:
+    """Free capacity of one GPU type at one facility.
+
+    Attributes:
+        facility_id: the facility.
+        region: its region.
+        gpu_type: catalog GPU type.
+        total: GPUs installed.
+        available: GPUs free now.
+        price_usd_per_gpu_hour: rental price now (index x spot multiplier) [USD/GPU-h].
+        power_price_usd_per_mwh: the facility's power price now [USD/MWh].
+    """
+
+    facility_id: str
+    region: str
+    gpu_type: str
+    total: int
+    available: int
+    price_usd_per_gpu_hour: float
+    power_price_usd_per_mwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class TwinSnapshot:
+    """The twin as of its last tick.
+
+    Attributes:
+        sim_time_s: simulated time reached [s since the scenario start].
+        interval_s: the twin's tick [simulated s].
+        speed: simulated seconds per wall second [-].
+        prices_usd_per_mwh: power price per facility id now [USD/MWh].
+        gpu_rental_multiplier: market GPU rental price over its index now [-].
+        pools: free GPUs per facility and GPU type.
+    """
+
+    sim_time_s: float
+    interval_s: float
+    speed: float
+    prices_usd_per_mwh: dict[str, float]
+    gpu_rental_multiplier: float
+    pools: tuple[PoolAvailability, ...]
+
+    @property
+    def tick_wall_s(self) -> float:
+        """Wall seconds between ticks [s]: when a submitted workload is next scheduled."""
+        return self.interval_s / self.speed
+
+
+def take_snapshot(bridge: TwinBridge) -> TwinSnapshot:
+    """The snapshot of ``bridge``'s twin now (call between ticks, on the twin's thread)."""
+    world = bridge.world
+    t_s = bridge.sim_time_s
+    multiplier = float(world.market.gpu_rental_multiplier.at(t_s))
+    facilities = world.scenario.facilities
+    prices = {
+        f.id: float(world.grid.price_usd_per_mwh(f.settlement_point, t_s)) for f in facilities
+    }
+    rental_index = {t.type_id: t.rental_index_usd_per_gpu_hour for t in world.gpu_fleet.types}
+    busy = world.scheduler.busy
+    pools = []
+    for index, pool in enumerate(world.pools):
+        if not pool.is_gpu:
+            continue
+        facility = facilities[pool.facility]
+        type_id = world.gpu_type_ids[pool.gpu_type]
+        pools.append(
+            PoolAvailability(
+                facility_id=facility.id,
+                region=facility.region,
+                gpu_type=type_id,
+                total=int(pool.installed),
+                available=max(0, int(pool.capacity - busy[index])),
+                price_usd_per_gpu_hour=float(rental_index[type_id]) * multiplier,
+                power_price_usd_per_mwh=prices[facility.id],
+            )
+        )
+    return TwinSnapshot(
+        sim_time_s=t_s,
+        interval_s=bridge.controller.interval_s,
+        speed=bridge.speed,
+        prices_usd_per_mwh=prices,
+        gpu_rental_multiplier=multiplier,
+        pools=tuple(pools),
+    )
+
+
+class TwinLink(Protocol):
+    """What the API needs of a twin: the in-process :class:`service.twin_bridge.TwinBridge`
+    (tests) and :class:`service.twin_process.TwinProcess` (``serve``) both offer it."""
+
+    scenario: Scenario
+    on_update: Callable[[list[JobUpdate]], None] | None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the twin runs."""
+        ...
+
+    def submit(self, job: BridgeJob) -> None:
+        """Hand a committed workload to the twin's next tick (thread-safe)."""
+        ...
+
+    def snapshot(self) -> TwinSnapshot:
+        """The twin as of its last tick."""
+        ...
