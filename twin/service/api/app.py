@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +37,9 @@ from twin.service.api.schemas import (
     Availability,
     EstimatedCost,
     FacilityAvailability,
+    ProblemDetail,
     Sla,
+    UtcDatetime,
     WorkloadAccepted,
     WorkloadPage,
     WorkloadRequest,
@@ -131,7 +134,66 @@ def create_app(config: ServiceConfig) -> FastAPI:
         config.bridge.on_update = lambda updates: _apply_updates(writes, updates, callbacks)
         _resume(sessions, config.bridge)
     _routes(app, sessions, writes, auth, config, callbacks)
+    _document_problems(app)
     return app
+
+
+ERROR_DESCRIPTIONS = {
+    "401": "no, malformed, unknown or revoked API key; or mfa_required (X-TOTP)",
+    "403": "the key's role may not do this",
+    "404": "no such object for this caller",
+    "409": "conflicts with the object's state or an earlier Idempotency-Key use",
+    "413": "request body too large",
+    "422": "invalid request; errors name each field",
+    "429": "rate limit exceeded; see Retry-After",
+    "503": "the twin has stopped",
+}
+
+
+def _error_codes(path: str, method: str) -> list[str]:
+    """The error statuses an operation can answer."""
+    if path == "/healthz":
+        return ["503"]
+    if not path.startswith("/v1/"):
+        return []
+    codes = ["401", "403", "422", "429"]
+    if "{" in path:
+        codes.append("404")
+    if method == "post":
+        codes += ["409", "413"]
+    return sorted(codes)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document describe the errors the API really sends: problem
+    documents (``application/problem+json``, :class:`ProblemDetail`) for each status an
+    operation can answer, in place of FastAPI's default validation error model."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for default in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(default, None)
+        schemas["ProblemDetail"] = ProblemDetail.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        problem = {"$ref": "#/components/schemas/ProblemDetail"}
+        for path, operations in spec["paths"].items():
+            for method, operation in operations.items():
+                responses = operation["responses"]
+                for code in [c for c in responses if c[0] in "45"]:
+                    del responses[code]
+                for code in _error_codes(path, method):
+                    responses[code] = {
+                        "description": ERROR_DESCRIPTIONS[code],
+                        "content": {"application/problem+json": {"schema": problem}},
+                    }
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------- routes
@@ -253,6 +315,8 @@ def _routes(
         )
 
         def read() -> Workload | None:
+            if not _is_id(workload_id):
+                return None
             with sessions() as session:
                 return repository.get_workload(session, workload_id, scope)
 
@@ -271,6 +335,9 @@ def _routes(
         else:
             auth.require(principal, Action.CANCEL_ANY, request)
             scope = None
+
+        if not _is_id(workload_id):
+            raise HTTPException(404, f"no workload {workload_id}")
 
         def persist(session: Session) -> Workload:
             workload = repository.cancel_workload(session, workload_id, customer_id=scope)
@@ -324,8 +391,8 @@ def _routes(
     def usage(
         request: Request,
         customer_id: str | None = None,
-        period_start: datetime | None = None,
-        period_end: datetime | None = None,
+        period_start: UtcDatetime | None = None,
+        period_end: UtcDatetime | None = None,
     ) -> dict[str, Any]:
         """Metered usage and charges of a customer over a period (default: this month so
         far); customers see their own. One line per (resource, unit, pricing)."""
@@ -337,6 +404,8 @@ def _routes(
             auth.require(principal, Action.READ_BILLING_ANY, request)
         if customer_id is None:
             raise HTTPException(422, [{"field": "customer_id", "reason": "required"}])
+        if not _is_id(customer_id):
+            raise HTTPException(422, [{"field": "customer_id", "reason": "not a customer id"}])
         now = datetime.now(UTC)
         start = period_start or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         end = period_end or now + timedelta(seconds=1)
@@ -408,6 +477,14 @@ def _routes(
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _is_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a stored id (letters, digits, ``_`` and ``-``, at
+    most 64): anything else cannot exist, so it is refused before the database sees it
+    (PostgreSQL rejects a NUL byte in text with an error rather than a miss)."""
+    bare = value.replace("_", "").replace("-", "")
+    return 0 < len(value) <= 64 and value.isascii() and bare.isalnum()
 
 
 def _customer_of(principal: Principal) -> str:

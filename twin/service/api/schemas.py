@@ -7,13 +7,28 @@ the workload type (every problem is returned at once, each naming its field).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 Pricing = Literal["pay_per_use", "reserved", "spot"]
-WorkloadStatus = Literal["queued", "running", "completed", "cancelled", "rejected"]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A timezone-aware time moved to UTC; ValueError (a 422 naming the field) when it has
+    no zone or when moving it to UTC leaves the calendar (e.g. 9999-12-31T23:59-23:59)."""
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2026-01-31T12:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of the calendar's range once moved to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A request time: must carry a zone; held in UTC."""
+WorkloadStatus = Literal["queued", "running", "completed", "failed", "cancelled", "rejected"]
 
 
 class _Body(BaseModel):
@@ -41,7 +56,7 @@ class WorkloadRequest(_Body):
 
     workload_type: str | None = Field(None, max_length=40)
     requirements: Requirements
-    deadline: datetime | None = None
+    deadline: UtcDatetime | None = None
     pricing: Pricing = "pay_per_use"
     callback_url: HttpUrl | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
