@@ -12,32 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from twin.service.api.schemas import FacilityAvailability
+
 if TYPE_CHECKING:
     from twin.scenario import Scenario
     from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
-
-
-@dataclass(frozen=True, slots=True)
-class PoolAvailability:
-    """Free capacity of one GPU type at one facility.
-
-    Attributes:
-        facility_id: the facility.
-        region: its region.
-        gpu_type: catalog GPU type.
-        total: GPUs installed.
-        available: GPUs free now.
-        price_usd_per_gpu_hour: rental price now (index x spot multiplier) [USD/GPU-h].
-        power_price_usd_per_mwh: the facility's power price now [USD/MWh].
-    """
-
-    facility_id: str
-    region: str
-    gpu_type: str
-    total: int
-    available: int
-    price_usd_per_gpu_hour: float
-    power_price_usd_per_mwh: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +29,7 @@ class TwinSnapshot:
         speed: simulated seconds per wall second [-].
         prices_usd_per_mwh: power price per facility id now [USD/MWh].
         gpu_rental_multiplier: market GPU rental price over its index now [-].
-        pools: free GPUs per facility and GPU type.
+        pools: free GPUs per facility and GPU type (the A.2 availability items).
     """
 
     sim_time_s: float
@@ -58,7 +37,7 @@ class TwinSnapshot:
     speed: float
     prices_usd_per_mwh: dict[str, float]
     gpu_rental_multiplier: float
-    pools: tuple[PoolAvailability, ...]
+    pools: tuple[FacilityAvailability, ...]
 
     @property
     def tick_wall_s(self) -> float:
@@ -84,7 +63,7 @@ def take_snapshot(bridge: TwinBridge) -> TwinSnapshot:
         facility = facilities[pool.facility]
         type_id = world.gpu_type_ids[pool.gpu_type]
         pools.append(
-            PoolAvailability(
+            FacilityAvailability(
                 facility_id=facility.id,
                 region=facility.region,
                 gpu_type=type_id,

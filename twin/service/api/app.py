@@ -521,18 +521,7 @@ def _availability(config: ServiceConfig) -> list[FacilityAvailability]:
     bridge = config.bridge
     if bridge is None:
         return []
-    return [
-        FacilityAvailability(
-            facility_id=pool.facility_id,
-            region=pool.region,
-            gpu_type=pool.gpu_type,
-            total=pool.total,
-            available=pool.available,
-            price_usd_per_gpu_hour=pool.price_usd_per_gpu_hour,
-            power_price_usd_per_mwh=pool.power_price_usd_per_mwh,
-        )
-        for pool in bridge.snapshot().pools
-    ]
+    return list(bridge.snapshot().pools)
 
 
 def _accepted(workload: Workload, usd_per_gpu_hour: float, pricing: str) -> WorkloadAccepted:
