@@ -38,10 +38,14 @@ def append(
     """Add the next sealed entry to ``session``'s open transaction."""
     with _LOCK:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY})
-        last = session.execute(
-            select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1)
-        ).first()
+            session.connection().execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY}
+            )
+        last = (
+            session.connection()
+            .execute(select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1))
+            .first()
+        )
         prev_hash = last.hash if last is not None else GENESIS
         next_id = (last.id if last is not None else 0) + 1
         at = datetime.now(UTC)
@@ -58,7 +62,7 @@ def append(
             "prev_hash": prev_hash,
             "hash": sealed.hash,
         }
-        session.execute(insert(AUDIT), [row])
+        session.connection().execute(insert(AUDIT), [row])
         return AuditEntry(**row)
 
 

@@ -36,8 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from twin.service.billing import ENERGY_USD_PER_KWH_BILLED, requests_usd, storage_usd
-from twin.service.db.models import Workload
-from twin.service.db.repository import NewUsageRecord
+from twin.service.db.repository import NewUsageRecord, WorkloadRow
 from twin.service.twin_bridge import JobUpdate
 
 INFERENCE_TYPES: tuple[str, ...] = ("ai_inference_realtime", "ai_inference_batch")
@@ -51,14 +50,14 @@ class MeteringError(ValueError):
     """A stored workload has a value metering cannot use; the message names the field."""
 
 
-def gpu_cost_usd(workload: Workload, update: JobUpdate) -> float:
+def gpu_cost_usd(workload: WorkloadRow, update: JobUpdate) -> float:
     """The GPU time of ``update`` at the rate quoted when ``workload`` was submitted
     (``requirements["usd_per_gpu_hour"]``) [USD]."""
     rate = _number(_requirements(workload), "usd_per_gpu_hour", 0.0)
     return round(update.gpu_seconds / 3600.0 * rate, 6)
 
 
-def requests_served(workload: Workload) -> int:
+def requests_served(workload: WorkloadRow) -> int:
     """Inference requests to bill for ``workload`` [-]: the count its submission declares,
     0 for a workload that is not inference or declares none (see the module docstring)."""
     if workload.workload_type not in INFERENCE_TYPES:
@@ -73,14 +72,16 @@ def requests_served(workload: Workload) -> int:
     return int(declared)
 
 
-def storage_gb_hours(workload: Workload, update: JobUpdate) -> float:
+def storage_gb_hours(workload: WorkloadRow, update: JobUpdate) -> float:
     """Storage ``workload`` held: its ``data_gb`` over its run's simulated wall time
     (first start to end) [GB-h]."""
     data_gb = _number(_requirements(workload), "data_gb", 0.0)
     return data_gb * max(0.0, update.run_wall_s) / 3600.0
 
 
-def usage_records(workload: Workload, update: JobUpdate, cost_usd: float) -> list[NewUsageRecord]:
+def usage_records(
+    workload: WorkloadRow, update: JobUpdate, cost_usd: float
+) -> list[NewUsageRecord]:
     """Every usage record of ``workload`` as of ``update`` (see the module docstring).
 
     Args:
@@ -130,7 +131,7 @@ def charged_usd(records: Iterable[NewUsageRecord]) -> float:
     return round(float(sum(Decimal(str(r.price_usd)) for r in records)), 6)
 
 
-def _requirements(workload: Workload) -> Mapping[str, Any]:
+def _requirements(workload: WorkloadRow) -> Mapping[str, Any]:
     return workload.requirements or {}
 
 

@@ -50,7 +50,8 @@ from twin.service.callbacks import CallbackSender
 from twin.service.db import repository
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.migrate import upgrade
-from twin.service.db.models import Customer, Workload
+from twin.service.db.models import Customer
+from twin.service.db.repository import WorkloadRow
 from twin.service.db.write_queue import WriteQueue
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
@@ -263,7 +264,7 @@ def _routes(
             json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
 
-        def persist(session: Session) -> tuple[Workload, bool]:
+        def persist(session: Session) -> tuple[WorkloadRow, bool]:
             """The workload and its audit entry, in one savepoint of a write batch."""
             workload, created = repository.create_workload(
                 session,
@@ -284,6 +285,7 @@ def _routes(
                 estimated_cost_usd=price.usd,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                customer_known=True,  # the authenticated key's customer
             )
             if created:
                 audit.append(
@@ -314,7 +316,7 @@ def _routes(
             auth, principal, request, Action.READ_OWN_WORKLOAD, Action.READ_ANY_WORKLOAD
         )
 
-        def read() -> Workload | None:
+        def read() -> WorkloadRow | None:
             if not _is_id(workload_id):
                 return None
             with sessions() as session:
@@ -339,7 +341,7 @@ def _routes(
         if not _is_id(workload_id):
             raise HTTPException(404, f"no workload {workload_id}")
 
-        def persist(session: Session) -> Workload:
+        def persist(session: Session) -> WorkloadRow:
             workload = repository.cancel_workload(session, workload_id, customer_id=scope)
             audit.append(session, principal.key_id, "cancel_workload", workload_id, {})
             return workload
@@ -524,7 +526,7 @@ def _availability(config: ServiceConfig) -> list[FacilityAvailability]:
     return list(bridge.snapshot().pools)
 
 
-def _accepted(workload: Workload, usd_per_gpu_hour: float, pricing: str) -> WorkloadAccepted:
+def _accepted(workload: WorkloadRow, usd_per_gpu_hour: float, pricing: str) -> WorkloadAccepted:
     sla = workload.sla or {}
     return WorkloadAccepted(
         workload_id=workload.id,
@@ -545,7 +547,7 @@ def _accepted(workload: Workload, usd_per_gpu_hour: float, pricing: str) -> Work
     )
 
 
-def _view(workload: Workload) -> WorkloadView:
+def _view(workload: WorkloadRow) -> WorkloadView:
     return WorkloadView(
         workload_id=workload.id,
         customer_id=workload.customer_id,
@@ -560,7 +562,7 @@ def _view(workload: Workload) -> WorkloadView:
     )
 
 
-def _bridge_job(workload: Workload) -> BridgeJob:
+def _bridge_job(workload: WorkloadRow) -> BridgeJob:
     """What the twin needs of a stored workload (its requirements, deadline and rate)."""
     req = workload.requirements or {}
     deadline_s = (
@@ -611,7 +613,7 @@ def _callback_secret(config: ServiceConfig) -> bytes:
     return secrets.token_bytes(32)
 
 
-def _notify(callbacks: CallbackSender, workload: Workload) -> None:
+def _notify(callbacks: CallbackSender, workload: WorkloadRow) -> None:
     """Tell the workload's subscriber its new status, if it asked to be told."""
     if workload.callback_url:
         callbacks.notify(

@@ -55,6 +55,44 @@ from twin.service.db.models import (
 
 WORKLOADS = cast(Table, Workload.__table__)
 """The workloads table, for the Core statements of the hot paths."""
+
+
+@dataclass(slots=True)
+class WorkloadRow:
+    """A workload as stored: a plain copy of its row (one field per column of
+    :class:`~service.db.models.Workload`). The repository returns these rather than ORM
+    objects: the API and the twin's status changes handle thousands a second, and an ORM
+    instance costs several times more to build. Changing one changes nothing stored."""
+
+    id: str
+    customer_id: str
+    workload_type: str
+    status: str
+    status_reason: str | None
+    priority: int
+    requirements: dict[str, Any] | None
+    gpu_count: int | None
+    gpu_type: str | None
+    hashrate_ths: float | None
+    deadline_at: datetime | None
+    callback_url: str | None
+    sla: dict[str, Any] | None
+    facility_id: str | None
+    twin_job_row: int | None
+    estimated_start_at: datetime | None
+    estimated_cost_usd: Decimal | None
+    cost_usd: Decimal | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+
+
+def _rows(result: Any) -> list[WorkloadRow]:
+    """The workload rows of a Core result over :data:`WORKLOADS`."""
+    return [WorkloadRow(**row) for row in result.mappings()]
+
+
 IDEMPOTENCY_KEYS = cast(Table, IdempotencyKey.__table__)
 USAGE_RECORDS = cast(Table, UsageRecord.__table__)
 
@@ -246,16 +284,17 @@ def _json_object(field: str, value: object) -> dict[str, Any] | None:
 
 def _require_customer(session: Session, customer_id: str, field: str = "customer_id") -> None:
     """UnknownReference unless the customer exists."""
-    if session.execute(select(Customer.id).where(Customer.id == customer_id)).first() is None:
+    found = session.connection().execute(select(Customer.id).where(Customer.id == customer_id))
+    if found.first() is None:
         raise UnknownReference(field, f"no customer {customer_id!r}")
 
 
 def _require_facility(session: Session, facility_id: str | None, field: str) -> None:
     """UnknownReference unless ``facility_id`` is None or an existing facility."""
-    if (
-        facility_id is not None
-        and session.execute(select(Facility.id).where(Facility.id == facility_id)).first() is None
-    ):
+    if facility_id is None:
+        return
+    found = session.connection().execute(select(Facility.id).where(Facility.id == facility_id))
+    if found.first() is None:
         raise UnknownReference(field, f"no facility {facility_id!r}")
 
 
@@ -305,8 +344,13 @@ def create_workload(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     created_at: datetime | None = None,
-) -> tuple[Workload, bool]:
+    customer_known: bool = False,
+) -> tuple[WorkloadRow, bool]:
     """Persist a new queued workload for ``customer_id``; returns ``(workload, created)``.
+
+    ``customer_known`` skips the check that the customer exists, for callers that took
+    the id from a row that references it (an API key; customers are never deleted); the
+    foreign key still guards it.
 
     GPU types need ``gpu_count`` (>= 1 GPUs, optionally of ``gpu_type``); bitcoin_mining
     needs ``hashrate_ths`` [TH/s] > 0. ``priority`` defaults to the type's PRD priority.
@@ -356,12 +400,13 @@ def create_workload(
     row["updated_at"] = row["created_at"]
     try:
         with write_transaction(session):
-            _require_customer(session, customer_id)
+            if not customer_known:
+                _require_customer(session, customer_id)
             _require_facility(session, facility_id, "facility_id")
             # Core statements: the hot path of every submit (the ORM's unit of work costs
             # several times more per row and nothing here needs it).
             if idempotency_key is None:
-                session.execute(insert(WORKLOADS), [row])
+                session.connection().execute(insert(WORKLOADS), [row])
             else:
                 earlier = _replay(session, customer_id, idempotency_key, request_hash)
                 if earlier is not None:
@@ -369,8 +414,8 @@ def create_workload(
                 # A savepoint, so that losing a race for the key (IntegrityError below)
                 # leaves the transaction usable for the replay.
                 with session.begin_nested():
-                    session.execute(insert(WORKLOADS), [row])
-                    session.execute(
+                    session.connection().execute(insert(WORKLOADS), [row])
+                    session.connection().execute(
                         insert(IDEMPOTENCY_KEYS),
                         [
                             {
@@ -382,7 +427,7 @@ def create_workload(
                             }
                         ],
                     )
-        return Workload(**row), True
+        return WorkloadRow(**row), True
     except IntegrityError:
         # Another request committed the same key between our lookup and insert
         # (PostgreSQL, READ COMMITTED): answer as its retry would be answered.
@@ -397,14 +442,18 @@ def create_workload(
 
 def _replay(
     session: Session, customer_id: str, key: str, request_hash: str | None
-) -> Workload | None:
+) -> WorkloadRow | None:
     """The workload a previous use of ``key`` created, or None if the key is new."""
     keys = IDEMPOTENCY_KEYS
-    stored = session.execute(
-        select(keys.c.request_hash, keys.c.workload_id).where(
-            keys.c.customer_id == customer_id, keys.c.key == key
+    stored = (
+        session.connection()
+        .execute(
+            select(keys.c.request_hash, keys.c.workload_id).where(
+                keys.c.customer_id == customer_id, keys.c.key == key
+            )
         )
-    ).first()
+        .first()
+    )
     if stored is None:
         return None
     if stored.request_hash != request_hash:
@@ -418,7 +467,7 @@ def _replay(
 
 def get_workload(
     session: Session, workload_id: str, customer_id: str | None = None
-) -> Workload | None:
+) -> WorkloadRow | None:
     """The workload, or None if it does not exist or (with ``customer_id``) belongs to
     another customer."""
     with read_transaction(session):
@@ -428,25 +477,25 @@ def get_workload(
     return workload
 
 
-def get_workloads(session: Session, workload_ids: Sequence[str]) -> dict[str, Workload]:
+def get_workloads(session: Session, workload_ids: Sequence[str]) -> dict[str, WorkloadRow]:
     """Detached copies of the workloads with these ids that exist, by id (one query)."""
     query = select(WORKLOADS).where(WORKLOADS.c.id.in_(list(set(workload_ids))))
     with read_transaction(session):
-        return {row["id"]: Workload(**row) for row in session.execute(query).mappings()}
+        return {row.id: row for row in _rows(session.connection().execute(query))}
 
 
-def _workload_copy(session: Session, workload_id: str, *, lock: bool) -> Workload | None:
+def _workload_copy(session: Session, workload_id: str, *, lock: bool) -> WorkloadRow | None:
     """A detached copy of the workload's row (row-locked for this transaction when
     ``lock``), read with one Core statement: the status read and every status change go
     through here, so they skip the ORM's identity map and unit of work."""
     query = select(WORKLOADS).where(WORKLOADS.c.id == workload_id)
     if lock:
         query = query.with_for_update()
-    row = session.execute(query).mappings().one_or_none()
-    return Workload(**row) if row is not None else None
+    rows = _rows(session.connection().execute(query))
+    return rows[0] if rows else None
 
 
-def _save_changes(session: Session, before: Workload, after: Workload) -> None:
+def _save_changes(session: Session, before: WorkloadRow, after: WorkloadRow) -> None:
     """Write the columns in which the detached copy ``after`` differs from ``before``."""
     changes = {
         column.name: getattr(after, column.name)
@@ -456,7 +505,8 @@ def _save_changes(session: Session, before: Workload, after: Workload) -> None:
     if changes:
         changes["updated_at"] = utc_now()
         after.updated_at = changes["updated_at"]
-        session.execute(update(WORKLOADS).where(WORKLOADS.c.id == after.id).values(changes))
+        statement = update(WORKLOADS).where(WORKLOADS.c.id == after.id).values(changes)
+        session.connection().execute(statement)
 
 
 def list_workloads(
@@ -466,7 +516,7 @@ def list_workloads(
     status: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
-) -> tuple[list[Workload], str | None]:
+) -> tuple[list[WorkloadRow], str | None]:
     """One page of workloads, newest first; ``(items, next_cursor)``.
 
     Ordered by ``(created_at, id)`` descending (keyset pagination): pass ``next_cursor``
@@ -477,7 +527,7 @@ def list_workloads(
     limit = _positive_int("limit", limit) or DEFAULT_PAGE_SIZE
     if limit > MAX_PAGE_SIZE:
         raise InvalidField("limit", f"at most {MAX_PAGE_SIZE}, got {limit}")
-    query = select(Workload)
+    query = select(WORKLOADS)
     if customer_id is not None:
         query = query.where(Workload.customer_id == customer_id)
     if status is not None:
@@ -492,13 +542,13 @@ def list_workloads(
         )
     query = query.order_by(Workload.created_at.desc(), Workload.id.desc()).limit(limit + 1)
     with read_transaction(session):
-        rows = list(session.scalars(query.execution_options(**_REFRESH)))
+        rows = _rows(session.connection().execute(query))
     items = rows[:limit]
     next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
     return items, next_cursor
 
 
-def _encode_cursor(last: Workload) -> str:
+def _encode_cursor(last: WorkloadRow) -> str:
     """An opaque cursor naming the last workload of a page."""
     raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -517,7 +567,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, workload_id
 
 
-def _locked_workload(session: Session, workload_id: str, customer_id: str | None) -> Workload:
+def _locked_workload(session: Session, workload_id: str, customer_id: str | None) -> WorkloadRow:
     """The workload, row-locked for this transaction; WorkloadNotFound if missing or
     another customer's."""
     workload = _workload_copy(session, workload_id, lock=True)
@@ -533,7 +583,7 @@ def cancel_workload(
     customer_id: str | None = None,
     at: datetime | None = None,
     reason: str = "cancelled by request",
-) -> Workload:
+) -> WorkloadRow:
     """Cancel a queued or running workload (scoped to ``customer_id`` when given).
 
     Cancelling a cancelled workload returns it unchanged (a retried cancel succeeds).
@@ -545,7 +595,7 @@ def cancel_workload(
     at = _now_or("at", at)
     with write_transaction(session):
         before = _locked_workload(session, workload_id, customer_id)
-        workload = Workload(**_columns(before))
+        workload = replace(before)
         if workload.status != "cancelled":
             _apply_status(workload, "cancelled", at, reason)
         _save_changes(session, before, workload)
@@ -564,7 +614,7 @@ def set_status(
     twin_job_row: int | None = None,
     estimated_start_at: datetime | None = None,
     estimated_cost_usd: Decimal | float | None = None,
-) -> Workload:
+) -> WorkloadRow:
     """Move a workload to ``status`` at time ``at`` (UTC; default now) along
     :data:`ALLOWED_TRANSITIONS`, and record what the loop learned about it.
 
@@ -630,10 +680,10 @@ def _valid_change(field: str, change: StatusChange) -> StatusChange:
     )
 
 
-def _changed_copy(before: Workload, change: StatusChange, at: datetime) -> Workload:
+def _changed_copy(before: WorkloadRow, change: StatusChange, at: datetime) -> WorkloadRow:
     """A copy of ``before`` with ``change`` applied (InvalidTransition if the lifecycle
     forbids it)."""
-    workload = Workload(**_columns(before))
+    workload = replace(before)
     if change.status != workload.status:
         _apply_status(workload, change.status, at, change.reason)
     elif change.reason is not None:
@@ -666,7 +716,7 @@ _CHANGING_COLUMNS = (
 """The workload columns a status change may write."""
 
 
-AppliedChanges = tuple[list[Workload], list[tuple[StatusChange, RepositoryError]]]
+AppliedChanges = tuple[list[WorkloadRow], list[tuple[StatusChange, RepositoryError]]]
 """What :func:`apply_status_changes` returns: the changed workloads and the refused
 changes with their reasons."""
 
@@ -683,7 +733,7 @@ def apply_status_changes(
         (the changed workloads, in the order of ``changes``; the refused changes).
     """
     at = _now_or("at", at)
-    applied: list[Workload] = []
+    applied: list[WorkloadRow] = []
     refused: list[tuple[StatusChange, RepositoryError]] = []
     valid: list[StatusChange] = []
     for index, change in enumerate(changes):
@@ -695,7 +745,7 @@ def apply_status_changes(
     with write_transaction(session):
         ids = list({change.workload_id for change in changes})
         query = select(WORKLOADS).where(WORKLOADS.c.id.in_(ids)).with_for_update()
-        current = {row["id"]: Workload(**row) for row in session.execute(query).mappings()}
+        current = {row.id: row for row in _rows(session.connection().execute(query))}
         wanted = {c.facility_id for c in changes if c.facility_id is not None}
         facilities = set(
             session.scalars(select(Facility.id).where(Facility.id.in_(wanted))) if wanted else []
@@ -737,12 +787,7 @@ def apply_status_changes(
     return applied, refused
 
 
-def _columns(workload: Workload) -> dict[str, Any]:
-    """The column values of a workload (to copy it)."""
-    return {column.name: getattr(workload, column.name) for column in WORKLOADS.columns}
-
-
-def _apply_status(workload: Workload, status: str, at: datetime, reason: str | None) -> None:
+def _apply_status(workload: WorkloadRow, status: str, at: datetime, reason: str | None) -> None:
     """Change the status if the lifecycle allows it, stamping start / completion times."""
     if status not in ALLOWED_TRANSITIONS.get(workload.status, frozenset()):
         raise InvalidTransition(
@@ -756,15 +801,15 @@ def _apply_status(workload: Workload, status: str, at: datetime, reason: str | N
         workload.completed_at = at
 
 
-def active_workloads(session: Session) -> list[Workload]:
+def active_workloads(session: Session) -> list[WorkloadRow]:
     """Every queued or running workload, oldest first: the work to resume after a restart."""
     query = (
-        select(Workload)
+        select(WORKLOADS)
         .where(Workload.status.in_(ACTIVE_WORKLOAD_STATUSES))
         .order_by(Workload.created_at, Workload.id)
     )
     with read_transaction(session):
-        return list(session.scalars(query.execution_options(**_REFRESH)))
+        return _rows(session.connection().execute(query))
 
 
 def status_counts(session: Session, customer_id: str | None = None) -> dict[str, int]:
@@ -898,7 +943,7 @@ def add_usage_records(session: Session, records: Sequence[NewUsageRecord]) -> li
                     f"records[{index}].workload_id", f"no workload {row['workload_id']!r}"
                 )
         if rows:
-            session.execute(insert(USAGE_RECORDS), rows)
+            session.connection().execute(insert(USAGE_RECORDS), rows)
     return [UsageRecord(**row) for row in rows]
 
 
