@@ -309,3 +309,16 @@ def test_usage_lines_cover_gpu_time_requests_storage_and_energy(db_url) -> None:
     assert lines["gb_h"]["quantity"] == pytest.approx(73 * 600 / 3600)
     assert lines["kwh"]["quantity"] > 0 and lines["kwh"]["usd"] == 0
     assert invoice["total_usd"] == pytest.approx(cost, abs=1e-6)
+
+
+def test_a_caller_without_a_valid_key_learns_nothing_about_the_request(service) -> None:
+    """Authentication comes before validation: without a valid key, a malformed query or
+    body gets 401 with a WWW-Authenticate challenge, not a 422 describing the fields."""
+    client, _, _ = service
+    for headers in ({}, {"X-API-Key": "hcp_" + "x" * 40}):
+        listing = client.get("/v1/workloads?limit=abc", headers=headers)
+        submit = client.post("/v1/workloads/submit", json={"requirements": 7}, headers=headers)
+        for reply in (listing, submit):
+            assert reply.status_code == 401, reply.text
+            assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+            assert reply.json()["errors"] == []

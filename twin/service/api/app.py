@@ -17,9 +17,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -200,6 +200,17 @@ def _document_problems(app: FastAPI) -> None:
 # ---------------------------------------------------------------------- routes
 
 
+async def _caller(request: Request) -> Principal:
+    """The authenticated caller, resolved before the request's parameters and body are
+    validated: a request without a valid key gets 401, never a validation error."""
+    auth: Authenticator = request.app.state.auth
+    return await auth.principal(request)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+"""An endpoint parameter that receives the authenticated caller."""
+
+
 def _routes(
     app: FastAPI,
     sessions: sessionmaker[Session],
@@ -220,10 +231,11 @@ def _routes(
         return JSONResponse({"status": "ok", "sim_time_s": sim_time_s})
 
     @app.post("/v1/workloads/submit", status_code=201, response_model=WorkloadAccepted)
-    async def submit(body: WorkloadRequest, request: Request) -> WorkloadAccepted:
+    async def submit(
+        principal: Caller, body: WorkloadRequest, request: Request
+    ) -> WorkloadAccepted:
         """Submit a workload (A.1): validated, classified, committed (group commit), then
         scheduled. Runs on the event loop; only the commit is waited for."""
-        principal = await auth.principal_async(request)
         auth.require(principal, Action.SUBMIT_WORKLOAD, request)
         customer_id = _customer_of(principal)
         req = body.requirements
@@ -309,9 +321,8 @@ def _routes(
         return view
 
     @app.get("/v1/workloads/{workload_id}/status", response_model=WorkloadView)
-    async def status(workload_id: str, request: Request) -> WorkloadView:
+    async def status(principal: Caller, workload_id: str, request: Request) -> WorkloadView:
         """One workload (customers see only their own)."""
-        principal = await auth.principal_async(request)
         scope = _read_scope(
             auth, principal, request, Action.READ_OWN_WORKLOAD, Action.READ_ANY_WORKLOAD
         )
@@ -328,9 +339,8 @@ def _routes(
         return _view(workload)
 
     @app.post("/v1/workloads/{workload_id}/cancel", response_model=WorkloadView)
-    def cancel(workload_id: str, request: Request) -> WorkloadView:
+    def cancel(principal: Caller, workload_id: str, request: Request) -> WorkloadView:
         """Cancel a queued or running workload."""
-        principal = auth.principal(request)
         if principal.role == "customer":
             auth.require(principal, Action.CANCEL_OWN, request)
             scope: str | None = principal.customer_id
@@ -357,10 +367,13 @@ def _routes(
 
     @app.get("/v1/workloads", response_model=WorkloadPage)
     def list_workloads(
-        request: Request, status: str | None = None, limit: int = 50, cursor: str | None = None
+        principal: Caller,
+        request: Request,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> WorkloadPage:
         """Workloads, newest first, keyset-paginated (``next_cursor``)."""
-        principal = auth.principal(request)
         scope = _read_scope(auth, principal, request, Action.LIST_OWN, Action.LIST_ANY)
         with sessions() as session:
             try:
@@ -373,10 +386,13 @@ def _routes(
 
     @app.get("/v1/resources/availability", response_model=Availability)
     def availability(
-        request: Request, gpu_type: str | None = None, region: str | None = None, min_gpus: int = 0
+        principal: Caller,
+        request: Request,
+        gpu_type: str | None = None,
+        region: str | None = None,
+        min_gpus: int = 0,
     ) -> Availability:
         """Free GPUs per facility and type now (A.2), with prices."""
-        principal = auth.principal(request)
         auth.require(principal, Action.READ_RESOURCES, request)
         return Availability(
             as_of=datetime.now(UTC),
@@ -391,6 +407,7 @@ def _routes(
 
     @app.get("/v1/billing/usage")
     def usage(
+        principal: Caller,
         request: Request,
         customer_id: str | None = None,
         period_start: UtcDatetime | None = None,
@@ -398,7 +415,6 @@ def _routes(
     ) -> dict[str, Any]:
         """Metered usage and charges of a customer over a period (default: this month so
         far); customers see their own. One line per (resource, unit, pricing)."""
-        principal = auth.principal(request)
         if principal.role == "customer":
             auth.require(principal, Action.READ_BILLING_OWN, request)
             customer_id = principal.customer_id
@@ -436,9 +452,8 @@ def _routes(
         }
 
     @app.get("/v1/facilities")
-    def facilities(request: Request) -> list[dict[str, Any]]:
+    def facilities(principal: Caller, request: Request) -> list[dict[str, Any]]:
         """The sandbox's facilities."""
-        principal = auth.principal(request)
         auth.require(principal, Action.READ_RESOURCES, request)
         bridge = config.bridge
         if bridge is None:
@@ -454,9 +469,8 @@ def _routes(
         ]
 
     @app.get("/v1/market")
-    def market(request: Request) -> dict[str, Any]:
+    def market(principal: Caller, request: Request) -> dict[str, Any]:
         """Current market signals of the sandbox."""
-        principal = auth.principal(request)
         auth.require(principal, Action.READ_RESOURCES, request)
         bridge = config.bridge
         if bridge is None:

@@ -30,6 +30,10 @@ from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import AccessDecision, Action, authorize
 from twin.service.security.totp import verify_totp
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hcp"'}
+"""Sent with every 401 (RFC 9110): the key goes in ``Authorization: Bearer`` or
+``X-API-Key``."""
+
 MAX_REMEMBERED = 10_000
 """Callers remembered at most (the map is emptied when full: a bound, not an LRU)."""
 
@@ -74,15 +78,9 @@ class Authenticator:
         self._lookup_locks: dict[bytes, threading.Lock] = {}
         self._in_flight: dict[bytes, asyncio.Future[Principal]] = {}
 
-    def principal(self, request: Request) -> Principal:
-        """The caller of ``request``; raises 401 or 429. May hash with scrypt and read the
-        database: call it from a worker thread (async endpoints: :meth:`principal_async`)."""
-        plaintext, fingerprint = self._admit(request)
-        return self._remembered(fingerprint) or self.principal_sync(plaintext)
-
-    async def principal_async(self, request: Request) -> Principal:
-        """:meth:`principal` for async endpoints: a remembered caller costs no I/O; a new one
-        is looked up on a worker thread so the event loop never waits on scrypt."""
+    async def principal(self, request: Request) -> Principal:
+        """The caller of ``request``; raises 401 or 429. A remembered caller costs no I/O; a
+        new one is looked up on a worker thread so the event loop never waits on scrypt."""
         plaintext, fingerprint = self._admit(request)
         known = self._remembered(fingerprint)
         if known is not None:
@@ -91,12 +89,12 @@ class Authenticator:
         # it instead of each running scrypt (tens of ms of CPU apiece).
         lookup = self._in_flight.get(fingerprint)
         if lookup is None:
-            lookup = asyncio.ensure_future(run_in_threadpool(self.principal_sync, plaintext))
+            lookup = asyncio.ensure_future(run_in_threadpool(self._look_up_once, plaintext))
             self._in_flight[fingerprint] = lookup
             lookup.add_done_callback(lambda _done: self._in_flight.pop(fingerprint, None))
         return await asyncio.shield(lookup)
 
-    def principal_sync(self, plaintext: str) -> Principal:
+    def _look_up_once(self, plaintext: str) -> Principal:
         """The caller holding ``plaintext`` (a well-formed key), looked up once per key at
         a time; 401 if unknown or revoked."""
         fingerprint = _fingerprint(plaintext)
@@ -123,7 +121,7 @@ class Authenticator:
         plaintext = _presented_key(request)
         prefix = key_prefix(plaintext) if plaintext else None
         if plaintext is None or prefix is None:
-            raise HTTPException(401, "missing or malformed API key")
+            raise HTTPException(401, "missing or malformed API key", headers=CHALLENGE)
         allowed, retry_after_s = self.limiter.allow(prefix)
         if not allowed:
             raise HTTPException(
@@ -157,7 +155,7 @@ class Authenticator:
                             self._known.clear()
                         self._known[fingerprint] = (found, time.monotonic() + self.principal_ttl_s)
                     return found
-        raise HTTPException(401, "unknown or revoked API key")
+        raise HTTPException(401, "unknown or revoked API key", headers=CHALLENGE)
 
     def require(self, principal: Principal, action: Action, request: Request) -> None:
         """Raise 403 when the role may not do ``action``, 401 when it needs a valid TOTP
@@ -170,7 +168,9 @@ class Authenticator:
         if decision is AccessDecision.FORBIDDEN:
             raise HTTPException(403, f"role {principal.role} may not {action.value}")
         if decision is AccessDecision.MFA_REQUIRED:
-            raise HTTPException(401, "mfa_required: send a current TOTP code in X-TOTP")
+            raise HTTPException(
+                401, "mfa_required: send a current TOTP code in X-TOTP", headers=CHALLENGE
+            )
 
 
 def _fingerprint(plaintext: str) -> bytes:
