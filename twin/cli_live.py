@@ -16,34 +16,19 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twin.live import LiveOptions
 
 
 def add_live_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add the ``live`` and ``emulate`` commands to the main parser's subparsers."""
     live = commands.add_parser("live", help="run the controller on live (or emulated) miners")
     live.add_argument("scenario", type=Path, help="scenario YAML file")
-    live.add_argument("--drivers", choices=("emulated", "real"), default="emulated")
-    live.add_argument("--tick-s", type=float, default=1.0, help="loop period [s] (default 1)")
-    live.add_argument("--duration", type=float, help="stop after this many seconds")
+    add_device_options(live)
     live.add_argument(
         "--speed", type=float, default=1.0, help="signal seconds replayed per wall second"
-    )
-    live.add_argument("--subnet", help="real miners: CIDR to scan")
-    live.add_argument("--miners", help="real miners: comma-separated IP addresses")
-    live.add_argument(
-        "--firmware", default="luxos", help="emulated firmware, comma-separated (luxos,...)"
-    )
-    live.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND:FRACTION",
-        help="emulated miners only: inject a fault (timeout, malformed, refuse, wrong_reading)",
-    )
-    live.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    live.add_argument(
-        "--price-max-age-s", type=float, default=10.0, help="a price older than this is stale"
     )
     live.add_argument("--out", type=Path, help="results folder (default results/<name>-live)")
     add_set(live)
@@ -56,17 +41,42 @@ def add_live_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParser],
     emulate.set_defaults(handler=run_emulate_command)
 
 
-def run_live_command(args: argparse.Namespace) -> int:
-    """``live``: run until --duration or SIGINT/SIGTERM, print the summary."""
-    from twin.cli import InputError, _load
-    from twin.live import LiveError, LiveOptions, run_live
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """The live options that say which devices the loop drives and how often (``live`` and
+    ``serve --mode live`` share them; each adds its own ``--speed``)."""
+    parser.add_argument("--drivers", choices=("emulated", "real"), default="emulated")
+    parser.add_argument("--tick-s", type=float, default=1.0, help="loop period [s] (default 1)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--subnet", help="real miners: CIDR to scan")
+    parser.add_argument("--miners", help="real miners: comma-separated IP addresses")
+    parser.add_argument(
+        "--firmware", default="luxos", help="emulated firmware, comma-separated (luxos,...)"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND:FRACTION",
+        help="emulated miners only: inject a fault (timeout, malformed, refuse, wrong_reading)",
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--price-max-age-s", type=float, default=10.0, help="a price older than this is stale"
+    )
 
-    scenario = _load(args)
+
+def live_options(args: argparse.Namespace, speed: float) -> LiveOptions:
+    """The :class:`twin.live.LiveOptions` of parsed :func:`add_device_options` arguments,
+    replaying the price signal at ``speed`` signal seconds per wall second; InputError
+    naming the option that is wrong."""
+    from twin.cli import InputError
+    from twin.live import LiveError, LiveOptions
+
     options = LiveOptions(
         drivers=args.drivers,
         tick_s=args.tick_s,
         duration_s=args.duration,
-        speed=args.speed,
+        speed=speed,
         price_max_age_s=args.price_max_age_s,
         metrics_port=args.metrics_port,
         subnet=args.subnet,
@@ -74,6 +84,20 @@ def run_live_command(args: argparse.Namespace) -> int:
         firmware=tuple(f.strip() for f in args.firmware.split(",") if f.strip()),
         faults=tuple(args.fault),
     )
+    try:
+        options.check()
+    except LiveError as error:
+        raise InputError(str(error)) from None
+    return options
+
+
+def run_live_command(args: argparse.Namespace) -> int:
+    """``live``: run until --duration or SIGINT/SIGTERM, print the summary."""
+    from twin.cli import InputError, _load
+    from twin.live import LiveError, run_live
+
+    scenario = _load(args)
+    options = live_options(args, args.speed)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -1,7 +1,11 @@
 """Command line for the platform service.
 
-serve [SCENARIO] [--db URL] [--port P] [--host H] [--mode sim] [--speed X]
-    run the REST API; in sim mode a twin of SCENARIO runs the submitted workloads.
+serve [SCENARIO] [--db URL] [--port P] [--host H] [--mode sim|live] [--speed X]
+      [--drivers emulated|real] [--tick-s S] [--subnet CIDR | --miners A,B,...] [live options]
+    run the REST API; the submitted workloads enter the scheduler of a twin of SCENARIO:
+    in sim mode a sandbox on the wall clock (accelerated by --speed), in live mode the live
+    controller on the wall clock, driving emulated or real miners (the ``live`` command's
+    options; --speed then replays the price signal).
 keys create --role customer|operator|admin [--customer NAME] [--db URL]
     create an API key; prints it as the last line (and a TOTP secret for staff keys).
 audit verify [--db URL]
@@ -11,9 +15,12 @@ audit verify [--db URL]
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from twin.cli_live import add_device_options
 
 
 def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -23,8 +30,13 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
     serve.add_argument("--db", help="database URL (default sqlite:///results/service/hcp.db)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--mode", choices=("sim",), default="sim")
-    serve.add_argument("--speed", type=float, default=60.0, help="simulated s per wall s")
+    serve.add_argument("--mode", choices=("sim", "live"), default="sim")
+    serve.add_argument(
+        "--speed",
+        type=float,
+        help="sim: simulated s per wall s (default 60); live: price-signal s replayed per "
+        "wall s (default 1)",
+    )
     serve.add_argument("--rate-per-s", type=float, default=200.0, help="per API key")
     serve.add_argument("--burst", type=float, default=400.0, help="per API key")
     serve.add_argument("--ssl-keyfile", help="TLS private key (PEM); with --ssl-certfile")
@@ -34,6 +46,7 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
         action="store_true",
         help="run only the API's workloads, not the scenario's synthetic demand",
     )
+    add_device_options(serve)  # used with --mode live
     add_set(serve)
     serve.set_defaults(handler=_serve)
 
@@ -78,18 +91,28 @@ def add_service_parsers(commands: Any, add_set: Callable[[argparse.ArgumentParse
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from twin.cli import _load
+    from twin.cli import InputError, _load
+    from twin.cli_live import live_options
     from twin.service.api.app import ServiceConfig, create_app
-    from twin.service.twin_process import TwinProcess
+    from twin.service.twin_process import TwinProcess, TwinProcessError
 
     scenario = _load(args)
+    speed = args.speed if args.speed is not None else (1.0 if args.mode == "live" else 60.0)
+    live = live_options(args, speed) if args.mode == "live" else None
     bridge = TwinProcess(
-        scenario, speed=args.speed, background_demand=not args.no_background_demand
+        scenario,
+        speed=speed,
+        background_demand=not args.no_background_demand,
+        live=live,
     )
     app = create_app(
         ServiceConfig(db_url=args.db, bridge=bridge, rate_per_s=args.rate_per_s, burst=args.burst)
     )
-    bridge.start()
+    _exit_on_sigterm()
+    try:
+        bridge.start()
+    except TwinProcessError as error:
+        raise InputError(str(error)) from None
     try:
         uvicorn.run(
             app,
@@ -102,6 +125,18 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         bridge.stop()
     return 0
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the service with ``SystemExit(0)`` so that its ``finally`` stops the
+    twin gracefully (a live twin then stops its loop, drivers and emulated miners). uvicorn
+    handles SIGTERM while it serves and raises it again after its own shutdown: by default
+    that would kill the process before the twin is told to stop."""
+
+    def exit_cleanly(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, exit_cleanly)
 
 
 def _keys_create(args: argparse.Namespace) -> int:

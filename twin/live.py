@@ -8,15 +8,21 @@ price signal in real time (``--speed`` signal-seconds per wall second); a stale 
 switches the controller to the conservative policy. The loop reports its lag, serves
 Prometheus metrics (``--metrics-port``), and stops cleanly on SIGINT/SIGTERM or after
 ``--duration``, writing ``live.parquet`` (one row per tick and facility) and
-``summary.json``.
+``summary.json``. ``serve --mode live`` runs the same loop with the API's workloads among
+the scheduler's arrivals (a ``controller_factory``, see :mod:`twin.service.live_bridge`).
+
+Emulated farms are started in their own session (a terminal's Ctrl-C goes to the loop,
+which stops them) and die with the thread that started them if it is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +51,15 @@ from twin.signal_poller import SignalPoller
 
 READY_TIMEOUT_S = 120.0
 """Longest wait for an emulator farm to print ``ready N miners`` [s]."""
+
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process gets when its parent dies."""
+
+ControllerFactory = Callable[..., LiveController]
+"""Builds the live controller from :class:`twin.live_controller.LiveController`'s arguments
+(world, policy, conservative, asic_driver, gpu_driver, recorder, price_pollers, metrics):
+``LiveController`` itself, or a subclass that adds to the loop (the service's adds the API's
+workloads to the scheduler's arrivals and reports their status after each tick)."""
 
 
 class LiveError(RuntimeError):
@@ -217,8 +232,32 @@ def _start_farm(
         text=True,
         env=env,
         cwd=PROJECT_ROOT,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the owner, which stops it
+        preexec_fn=_die_with_owner(),
     )
     return _Farm(process, errors)
+
+
+def _die_with_owner() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the farm when the thread that starts it
+    dies (Linux ``PR_SET_PDEATHSIG``), so a killed live run or service leaves no emulators
+    behind; None where prctl is missing (the farm is then stopped only by ``_Farm.stop``).
+
+    prctl is looked up here, before the fork, so that the hook only makes the system call
+    (a forked child of a threaded process must not take locks). The live loop starts its
+    farms from the thread that runs it, which lives as long as they should."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    owner_pid = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != owner_pid:  # the owner died before prctl took effect
+            os._exit(1)
+
+    return hook
 
 
 def run_live(
@@ -227,9 +266,19 @@ def run_live(
     stop: threading.Event | None = None,
     out_dir: Path | None = None,
     on_tick: Callable[[LiveController], None] | None = None,
+    controller_factory: ControllerFactory = LiveController,
 ) -> LiveResult:
     """Run the live loop until ``stop`` is set or the duration ends; write results to
-    ``out_dir`` when given."""
+    ``out_dir`` when given.
+
+    Args:
+        scenario: the scenario (its ASIC groups are the emulated miners).
+        options: devices and clock.
+        stop: set it to end the loop after its current tick.
+        out_dir: where to write ``live.parquet`` and ``summary.json`` (None: nowhere).
+        on_tick: called with the controller half a tick after each tick (drills, tests).
+        controller_factory: builds the controller (see :data:`ControllerFactory`).
+    """
     options.check()
     stop = stop or threading.Event()
     live = live_scenario(scenario, options)
@@ -257,7 +306,7 @@ def run_live(
                 facility=0,
                 settings=PyasicSettings(timeout_s=options.timeout_s),
             )
-        result = _run_loop(live, scenario, options, asic_driver, stop, on_tick)
+        result = _run_loop(live, scenario, options, asic_driver, stop, on_tick, controller_factory)
     if out_dir is not None:
         result.out_dir = write_live(result, out_dir)
     return result
@@ -270,6 +319,7 @@ def _run_loop(
     asic_driver: AsicDriver,
     stop: threading.Event,
     on_tick: Callable[[LiveController], None] | None,
+    controller_factory: ControllerFactory,
 ) -> LiveResult:
     world = build_world(live)
     signals = build_world(
@@ -296,7 +346,7 @@ def _run_loop(
     )
     policy = make_policy(live.policy.name, live.policy.model_dump(exclude={"name"}), context)
     recorder = Recorder(world.facility_ids, live.interval_count, options.tick_s, live.start)
-    controller = LiveController(
+    controller = controller_factory(
         world,
         policy,
         AssumeHighPrice(Strike(intervals_above=1), options.assumed_price_usd_per_mwh),

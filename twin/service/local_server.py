@@ -3,6 +3,7 @@ benchmarks and drills that need a real server over TCP)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from twin.scenario import PROJECT_ROOT
 
@@ -22,30 +24,39 @@ def free_port() -> int:
 
 
 def start_server(
-    db_url: str, port: int, extra: Sequence[str] = (), timeout_s: float = 60.0
+    db_url: str,
+    port: int,
+    extra: Sequence[str] = (),
+    timeout_s: float = 60.0,
+    *,
+    scenario: str = "scenarios/baseline.yaml",
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``run.py serve scenarios/baseline.yaml --db db_url --port port *extra``, returned
-    once ``/healthz`` answers; killed and RuntimeError if it does not within ``timeout_s``."""
+    """``run.py serve SCENARIO --db db_url --port port *extra``, returned once ``/healthz``
+    answers. Its output goes to ``log`` (None: discarded). Killed, and RuntimeError (with
+    the log's tail), if it exits or does not answer within ``timeout_s``."""
     command = [
         sys.executable,
         "run.py",
         "serve",
-        "scenarios/baseline.yaml",
+        scenario,
         "--db",
         db_url,
         "--port",
         str(port),
         *extra,
     ]
-    server = subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        server = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1.0).read()
             return server
@@ -53,4 +64,5 @@ def start_server(
             time.sleep(0.2)
     server.kill()
     server.wait(10)
-    raise RuntimeError(f"server on port {port} did not come up in {timeout_s:.0f} s")
+    tail = log.read_text(errors="replace")[-2000:] if log is not None else ""
+    raise RuntimeError(f"server on port {port} did not come up in {timeout_s:.0f} s {tail}")

@@ -1,13 +1,23 @@
 """The service's twin in its own process, so the API never shares a core (or Python's GIL)
-with the simulation.
+with the simulation or the live loop.
 
 :class:`TwinProcess` offers what the API needs of a twin (``submit``, ``on_update``,
-``snapshot``, ``scenario``) and runs a :class:`service.twin_bridge.TwinBridge` in a child
-process started with ``spawn``. Messages over one pipe:
+``snapshot``, ``scenario``) and runs it in a child process started with ``spawn``, in one of
+two modes:
+
+- **sim**: a :class:`service.twin_bridge.TwinBridge` ticking on the wall clock, ``speed``
+  simulated seconds per wall second (the sandbox);
+- **live**: :func:`twin.live.run_live` with a :class:`service.live_bridge.LiveBridgeController`
+  ticking every ``tick_s`` wall seconds against emulated or real miners. The child owns the
+  emulated miner farms it starts; they stop with it (and die with it if it is killed).
+
+Both hand the API's workloads to the scheduler through a
+:class:`service.workload_exchange.WorkloadExchange`. Messages over one pipe:
 
 - parent -> child: ``("jobs", [BridgeJob, ...])`` (submitted workloads) and ``("stop",)``;
-- child -> parent: ``("ready", TwinSnapshot)`` once the twin is built, then after every
-  tick ``("tick", [JobUpdate, ...], TwinSnapshot)``.
+- child -> parent: ``("ready", TwinSnapshot)`` once the twin runs (live mode: after its
+  first tick), then after every tick ``("tick", [JobUpdate, ...], TwinSnapshot)``; or
+  ``("failed", reason)`` if it could not start.
 
 A reader thread in the parent hands each tick's updates to ``on_update`` and keeps the
 latest snapshot. The child exits when the parent does (end of the pipe, and on Linux a
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import multiprocessing
 import signal
@@ -27,11 +38,15 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.scenario import Scenario
-from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
-from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
+from twin.service.twin_bridge import TwinBridge
+from twin.service.twin_snapshot import TwinSnapshot
+from twin.service.workload_exchange import BridgeJob, JobUpdate, WorkloadExchange
+
+if TYPE_CHECKING:
+    from twin.live import LiveOptions
 
 LOG = logging.getLogger("hcp.service.twin")
 
@@ -44,13 +59,16 @@ class TwinProcessError(RuntimeError):
 
 
 class TwinProcess:
-    """A sandbox twin running in a child process (see the module docstring).
+    """The service's twin, sim or live, running in a child process (see the module
+    docstring).
 
     Args:
-        scenario: the sandbox scenario.
-        speed: simulated seconds per wall second [-].
+        scenario: the twin's scenario.
+        speed: sim mode: simulated seconds per wall second [-] (live mode: unused, the
+            clock is the wall's and ``live.speed`` replays the price signal).
         background_demand: keep the scenario's synthetic demand running.
-        start_timeout_s: how long :meth:`start` waits for the twin to be built [s].
+        start_timeout_s: how long :meth:`start` waits for the twin to run [s].
+        live: run live mode with these options (None: sim mode).
     """
 
     def __init__(
@@ -59,6 +77,7 @@ class TwinProcess:
         speed: float = 60.0,
         background_demand: bool = True,
         start_timeout_s: float = 180.0,
+        live: LiveOptions | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed: must be > 0, got {speed}")
@@ -66,6 +85,7 @@ class TwinProcess:
         self.speed = speed
         self.background_demand = background_demand
         self.start_timeout_s = start_timeout_s
+        self.live = live
         self.on_update: Callable[[list[JobUpdate]], None] | None = None
         self._snapshot: TwinSnapshot | None = None
         self._early: list[BridgeJob] = []
@@ -114,7 +134,7 @@ class TwinProcess:
         parent_end, child_end = context.Pipe()
         self._process = context.Process(
             target=_run_child,
-            args=(child_end, self.scenario, self.speed, self.background_demand),
+            args=(child_end, self.scenario, self.speed, self.background_demand, self.live),
             name="hcp-twin",
             daemon=True,
         )
@@ -124,12 +144,17 @@ class TwinProcess:
             self._process.kill()
             raise TwinProcessError(f"the twin was not built within {self.start_timeout_s:.0f} s")
         try:
-            kind, snapshot = parent_end.recv()
+            kind, detail = parent_end.recv()
         except EOFError:
+            self._process.join(5.0)
             raise TwinProcessError("the twin process exited while starting") from None
+        if kind == "failed":
+            self._process.join(30.0)
+            raise TwinProcessError(f"the twin did not start: {detail}")
         if kind != "ready":
+            self._process.kill()
             raise TwinProcessError(f"the twin process said {kind!r} instead of 'ready'")
-        self._snapshot = snapshot
+        self._snapshot = detail
         with self._send_lock:
             self._connection = parent_end
             early, self._early = self._early, []
@@ -180,13 +205,28 @@ class TwinProcess:
 # ---------------------------------------------------------------------- child process
 
 
-def _run_child(connection: Connection, scenario: Scenario, speed: float, background: bool) -> None:
-    """The child's main loop: build the twin, then tick on the wall clock, taking jobs from
-    the pipe between ticks; exit on ``stop`` or when the parent goes away."""
+def _run_child(
+    connection: Connection,
+    scenario: Scenario,
+    speed: float,
+    background: bool,
+    live: LiveOptions | None,
+) -> None:
+    """The child's main function: run the sim or live twin until ``stop`` or until the
+    parent goes away."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    if live is None:
+        _run_sim(connection, scenario, speed, background)
+    else:
+        _run_live(connection, scenario, live, WorkloadExchange(background))
+
+
+def _run_sim(connection: Connection, scenario: Scenario, speed: float, background: bool) -> None:
+    """Build the sandbox twin, then tick on the wall clock, taking jobs from the pipe
+    between ticks."""
     bridge = TwinBridge(scenario, speed=speed, background_demand=background)
-    connection.send(("ready", take_snapshot(bridge)))
+    connection.send(("ready", bridge.snapshot()))
     tick_wall_s = bridge.controller.interval_s / speed
     next_tick_at = time.monotonic() + tick_wall_s
     while True:
@@ -200,10 +240,58 @@ def _run_child(connection: Connection, scenario: Scenario, speed: float, backgro
                     bridge.submit(job)
                 continue
             updates = bridge.step()
-            connection.send(("tick", updates, take_snapshot(bridge)))
+            connection.send(("tick", updates, bridge.snapshot()))
         except (EOFError, OSError):
             return  # the parent is gone
         next_tick_at += tick_wall_s
+
+
+def _run_live(
+    connection: Connection, scenario: Scenario, options: LiveOptions, exchange: WorkloadExchange
+) -> None:
+    """Run the live loop with the API's workloads until ``stop``; a thread takes jobs from
+    the pipe meanwhile. The loop reports ``ready`` after its first tick (devices found,
+    prices polled), then every tick."""
+    from twin.live import LiveError, run_live  # pyasic and the emulators: live mode only
+    from twin.service.live_bridge import LiveBridgeController
+
+    stop = threading.Event()
+    threading.Thread(
+        target=_take_messages, args=(connection, exchange, stop), name="twin-inbox", daemon=True
+    ).start()
+    ready: list[bool] = []
+
+    def report(updates: list[JobUpdate], snapshot: TwinSnapshot) -> None:
+        try:
+            if not ready:
+                connection.send(("ready", snapshot))
+                ready.append(True)
+            connection.send(("tick", updates, snapshot))
+        except OSError:
+            stop.set()  # the parent is gone
+
+    factory = functools.partial(LiveBridgeController, exchange=exchange, on_report=report)
+    try:
+        run_live(scenario, options, stop=stop, controller_factory=factory)
+    except LiveError as error:
+        with contextlib.suppress(OSError):
+            connection.send(("failed", str(error)))
+
+
+def _take_messages(
+    connection: Connection, exchange: WorkloadExchange, stop: threading.Event
+) -> None:
+    """Hand the parent's jobs to ``exchange`` until it says ``stop`` or goes away."""
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            break
+        if message[0] == "stop":
+            break
+        for job in message[1]:
+            exchange.submit(job)
+    stop.set()
 
 
 def _die_with_parent() -> None:

@@ -1,5 +1,6 @@
-"""What the API shows of a running twin, taken after each tick: simulated time, power
-prices, the GPU rental multiplier (spot pricing) and free GPUs per facility and type.
+"""What the API shows of a running twin, taken after each tick: the twin's time, power
+prices, the GPU rental multiplier (spot pricing) and free GPUs per facility and type (in
+live mode the prices are those the controller's pollers saw).
 
 The API reads only these snapshots (never the twin's live objects), so the twin can run on
 another thread or in another process (:mod:`service.twin_process`) and a request never waits
@@ -8,15 +9,16 @@ on a tick. A snapshot is small, immutable and picklable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from twin.service.api.schemas import FacilityAvailability
 
 if TYPE_CHECKING:
+    from twin.controller import World
     from twin.scenario import Scenario
-    from twin.service.twin_bridge import BridgeJob, JobUpdate, TwinBridge
+    from twin.service.workload_exchange import BridgeJob, JobUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,10 @@ class TwinSnapshot:
     """The twin as of its last tick.
 
     Attributes:
-        sim_time_s: simulated time reached [s since the scenario start].
-        interval_s: the twin's tick [simulated s].
-        speed: simulated seconds per wall second [-].
+        sim_time_s: the twin's time reached [s since the scenario start; in live mode since
+            the loop started].
+        interval_s: the twin's tick [twin s].
+        speed: twin seconds per wall second [-] (1 in live mode).
         prices_usd_per_mwh: power price per facility id now [USD/MWh].
         gpu_rental_multiplier: market GPU rental price over its index now [-].
         pools: free GPUs per facility and GPU type (the A.2 availability items).
@@ -45,15 +48,39 @@ class TwinSnapshot:
         return self.interval_s / self.speed
 
 
-def take_snapshot(bridge: TwinBridge) -> TwinSnapshot:
-    """The snapshot of ``bridge``'s twin now (call between ticks, on the twin's thread)."""
-    world = bridge.world
-    t_s = bridge.sim_time_s
-    multiplier = float(world.market.gpu_rental_multiplier.at(t_s))
+def take_snapshot(
+    world: World,
+    sim_time_s: float,
+    interval_s: float,
+    speed: float,
+    prices_usd_per_mwh: Mapping[str, float] | None = None,
+    gpu_rental_multiplier: float | None = None,
+) -> TwinSnapshot:
+    """The snapshot of ``world`` at ``sim_time_s`` [s] (call between ticks, on the twin's
+    thread).
+
+    Args:
+        world: the twin's world (its scheduler pools give the free GPUs).
+        sim_time_s: the twin's time reached [s since its start].
+        interval_s: its tick [twin s].
+        speed: twin seconds per wall second [-] (1 in live mode).
+        prices_usd_per_mwh: power price per facility id (None: the world's price signal at
+            ``sim_time_s``; live mode gives the prices its pollers saw).
+        gpu_rental_multiplier: market GPU rental price over its index (None: the world's
+            market at ``sim_time_s``).
+    """
+    if gpu_rental_multiplier is None:
+        gpu_rental_multiplier = float(world.market.gpu_rental_multiplier.at(sim_time_s))
+    multiplier = float(gpu_rental_multiplier)
     facilities = world.scenario.facilities
-    prices = {
-        f.id: float(world.grid.price_usd_per_mwh(f.settlement_point, t_s)) for f in facilities
-    }
+    prices = (
+        {f.id: float(prices_usd_per_mwh[f.id]) for f in facilities}
+        if prices_usd_per_mwh is not None
+        else {
+            f.id: float(world.grid.price_usd_per_mwh(f.settlement_point, sim_time_s))
+            for f in facilities
+        }
+    )
     rental_index = {t.type_id: t.rental_index_usd_per_gpu_hour for t in world.gpu_fleet.types}
     busy = world.scheduler.busy
     pools = []
@@ -74,9 +101,9 @@ def take_snapshot(bridge: TwinBridge) -> TwinSnapshot:
             )
         )
     return TwinSnapshot(
-        sim_time_s=t_s,
-        interval_s=bridge.controller.interval_s,
-        speed=bridge.speed,
+        sim_time_s=float(sim_time_s),
+        interval_s=float(interval_s),
+        speed=float(speed),
         prices_usd_per_mwh=prices,
         gpu_rental_multiplier=multiplier,
         pools=tuple(pools),
@@ -85,7 +112,8 @@ def take_snapshot(bridge: TwinBridge) -> TwinSnapshot:
 
 class TwinLink(Protocol):
     """What the API needs of a twin: the in-process :class:`service.twin_bridge.TwinBridge`
-    (tests) and :class:`service.twin_process.TwinProcess` (``serve``) both offer it."""
+    (tests) and :class:`service.twin_process.TwinProcess` (``serve``, sim or live mode) both
+    offer it."""
 
     scenario: Scenario
     on_update: Callable[[list[JobUpdate]], None] | None

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.twin.service.server import descendants, wait_gone
 from tests.twin.service.server import free_port as _free_port
 from tests.twin.service.server import serve as _serve
 from twin.service.keys import create_key
@@ -29,37 +30,6 @@ def _request(port: int, key: str, path: str, body: bytes | None = None) -> dict:
         return json.loads(reply.read())
 
 
-def _children(pid: int) -> list[int]:
-    """The process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _wait_gone(pids: list[int], timeout_s: float = 10.0) -> None:
-    """Fail unless every process in ``pids`` has exited (or is a zombie) in time."""
-    deadline = time.monotonic() + timeout_s
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _running(pid)]
-        time.sleep(0.1)
-    assert not alive, f"processes {alive} outlived the SIGKILLed server"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_sigkill_during_submissions_loses_no_acknowledged_workload(db_url) -> None:
     """Workloads acknowledged before a SIGKILL are all found after a restart, and the
     restarted twin runs every one of them to completion. The twin's own process dies with
@@ -71,11 +41,11 @@ def test_sigkill_during_submissions_loses_no_acknowledged_workload(db_url) -> No
     try:
         for _ in range(15):
             acknowledged.append(_request(port, key, "/v1/workloads/submit", BODY)["workload_id"])
-        twins = _children(server.pid)
+        twins = descendants(server.pid)
         assert twins, "the server runs its twin in a child process"
         server.send_signal(signal.SIGKILL)
         server.wait(10)
-        _wait_gone(twins)
+        wait_gone(twins)
     finally:
         if server.poll() is None:
             server.kill()
