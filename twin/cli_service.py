@@ -94,19 +94,29 @@ def _serve(args: argparse.Namespace) -> int:
     from twin.cli import InputError, _load
     from twin.cli_live import live_options
     from twin.service.api.app import ServiceConfig, create_app
+    from twin.service.db.engine import resolve_url
+    from twin.service.status_sync import StatusSink, callback_secret
     from twin.service.twin_process import TwinProcess, TwinProcessError
 
     scenario = _load(args)
     speed = args.speed if args.speed is not None else (1.0 if args.mode == "live" else 60.0)
     live = live_options(args, speed) if args.mode == "live" else None
+    secret = callback_secret()
     bridge = TwinProcess(
         scenario,
         speed=speed,
         background_demand=not args.no_background_demand,
         live=live,
+        status_sink=StatusSink(resolve_url(args.db).render_as_string(hide_password=False), secret),
     )
     app = create_app(
-        ServiceConfig(db_url=args.db, bridge=bridge, rate_per_s=args.rate_per_s, burst=args.burst)
+        ServiceConfig(
+            db_url=args.db,
+            bridge=bridge,
+            rate_per_s=args.rate_per_s,
+            burst=args.burst,
+            callback_secret=secret,
+        )
     )
     _exit_on_sigterm()
     try:

@@ -17,7 +17,9 @@ Both hand the API's workloads to the scheduler through a
 - parent -> child: ``("jobs", [BridgeJob, ...])`` (submitted workloads) and ``("stop",)``;
 - child -> parent: ``("ready", TwinSnapshot)`` once the twin runs (live mode: after its
   first tick), then after every tick ``("tick", [JobUpdate, ...], TwinSnapshot)``; or
-  ``("failed", reason)`` if it could not start.
+  ``("failed", reason)`` if it could not start. With a ``status_sink`` the child writes
+  each tick's status changes into the database itself (:mod:`service.status_sync`) and
+  sends an empty list: the API process then spends nothing on them.
 
 A reader thread in the parent hands each tick's updates to ``on_update`` and keeps the
 latest snapshot. The child exits when the parent does (end of the pipe, and on Linux a
@@ -41,6 +43,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from twin.scenario import Scenario
+from twin.service.status_sync import StatusSink
 from twin.service.twin_bridge import TwinBridge
 from twin.service.twin_snapshot import TwinSnapshot
 from twin.service.workload_exchange import BridgeJob, JobUpdate, WorkloadExchange
@@ -69,6 +72,8 @@ class TwinProcess:
         background_demand: keep the scenario's synthetic demand running.
         start_timeout_s: how long :meth:`start` waits for the twin to run [s].
         live: run live mode with these options (None: sim mode).
+        status_sink: have the twin's process write its status changes into this database
+            itself (None: send them to ``on_update`` in this process).
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class TwinProcess:
         background_demand: bool = True,
         start_timeout_s: float = 180.0,
         live: LiveOptions | None = None,
+        status_sink: StatusSink | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed: must be > 0, got {speed}")
@@ -86,6 +92,7 @@ class TwinProcess:
         self.background_demand = background_demand
         self.start_timeout_s = start_timeout_s
         self.live = live
+        self.status_sink = status_sink
         self.on_update: Callable[[list[JobUpdate]], None] | None = None
         self._snapshot: TwinSnapshot | None = None
         self._early: list[BridgeJob] = []
@@ -134,7 +141,14 @@ class TwinProcess:
         parent_end, child_end = context.Pipe()
         self._process = context.Process(
             target=_run_child,
-            args=(child_end, self.scenario, self.speed, self.background_demand, self.live),
+            args=(
+                child_end,
+                self.scenario,
+                self.speed,
+                self.background_demand,
+                self.live,
+                self.status_sink,
+            ),
             name="hcp-twin",
             daemon=True,
         )
@@ -211,18 +225,40 @@ def _run_child(
     speed: float,
     background: bool,
     live: LiveOptions | None,
+    status_sink: StatusSink | None,
 ) -> None:
     """The child's main function: run the sim or live twin until ``stop`` or until the
     parent goes away."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    deliver = _deliverer(connection, status_sink)
     if live is None:
-        _run_sim(connection, scenario, speed, background)
+        _run_sim(connection, scenario, speed, background, deliver)
     else:
-        _run_live(connection, scenario, live, WorkloadExchange(background))
+        _run_live(connection, scenario, live, WorkloadExchange(background), deliver)
 
 
-def _run_sim(connection: Connection, scenario: Scenario, speed: float, background: bool) -> None:
+Deliver = Callable[[list[JobUpdate], TwinSnapshot], None]
+"""Sends one tick's outcome to the parent (raises OSError once the parent is gone)."""
+
+
+def _deliverer(connection: Connection, status_sink: StatusSink | None) -> Deliver:
+    """After each tick: the status changes go to the database here (with a sink) or to the
+    parent with the snapshot."""
+    apply = status_sink.open() if status_sink is not None else None
+
+    def deliver(updates: list[JobUpdate], snapshot: TwinSnapshot) -> None:
+        if apply is not None:
+            apply(updates)
+            updates = []
+        connection.send(("tick", updates, snapshot))
+
+    return deliver
+
+
+def _run_sim(
+    connection: Connection, scenario: Scenario, speed: float, background: bool, deliver: Deliver
+) -> None:
     """Build the sandbox twin, then tick on the wall clock, taking jobs from the pipe
     between ticks."""
     bridge = TwinBridge(scenario, speed=speed, background_demand=background)
@@ -239,15 +275,18 @@ def _run_sim(connection: Connection, scenario: Scenario, speed: float, backgroun
                 for job in message[1]:
                     bridge.submit(job)
                 continue
-            updates = bridge.step()
-            connection.send(("tick", updates, bridge.snapshot()))
+            deliver(bridge.step(), bridge.snapshot())
         except (EOFError, OSError):
             return  # the parent is gone
         next_tick_at += tick_wall_s
 
 
 def _run_live(
-    connection: Connection, scenario: Scenario, options: LiveOptions, exchange: WorkloadExchange
+    connection: Connection,
+    scenario: Scenario,
+    options: LiveOptions,
+    exchange: WorkloadExchange,
+    deliver: Deliver,
 ) -> None:
     """Run the live loop with the API's workloads until ``stop``; a thread takes jobs from
     the pipe meanwhile. The loop reports ``ready`` after its first tick (devices found,
@@ -266,7 +305,7 @@ def _run_live(
             if not ready:
                 connection.send(("ready", snapshot))
                 ready.append(True)
-            connection.send(("tick", updates, snapshot))
+            deliver(updates, snapshot)
         except OSError:
             stop.set()  # the parent is gone
 

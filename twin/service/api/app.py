@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
 from optimizer.classify import Submission, classify, validate_submission
-from twin.service import audit, metering
+from twin.service import audit
 from twin.service.api.auth import Authenticator, Principal
 from twin.service.api.schemas import (
     Availability,
@@ -55,7 +55,8 @@ from twin.service.db.repository import WorkloadRow
 from twin.service.db.write_queue import WriteQueue
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
-from twin.service.twin_bridge import BridgeJob, JobUpdate
+from twin.service.status_sync import apply_updates, callback_secret, notify
+from twin.service.twin_bridge import BridgeJob
 from twin.service.twin_snapshot import TwinLink
 
 LOG = logging.getLogger("hcp.service")
@@ -132,7 +133,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     for f in config.bridge.scenario.facilities
                 ],
             )
-        config.bridge.on_update = lambda updates: _apply_updates(writes, updates, callbacks)
+        config.bridge.on_update = lambda updates: apply_updates(writes, updates, callbacks)
         _resume(sessions, config.bridge)
     _routes(app, sessions, writes, auth, config, callbacks)
     _document_problems(app)
@@ -362,7 +363,7 @@ def _routes(
             raise HTTPException(404, f"no workload {workload_id}") from None
         except repository.InvalidTransition as error:
             raise HTTPException(409, [{"field": "status", "reason": str(error)}]) from None
-        _notify(callbacks, workload)
+        notify(callbacks, workload)
         return _view(workload)
 
     @app.get("/v1/workloads", response_model=WorkloadPage)
@@ -615,98 +616,7 @@ def _resume(sessions: sessionmaker[Session], bridge: TwinLink) -> int:
 
 
 def _callback_secret(config: ServiceConfig) -> bytes:
-    import os
-    import secrets
-
-    if config.callback_secret:
-        return config.callback_secret
-    from_env = os.environ.get("HCP_CALLBACK_SECRET", "")
-    if from_env:
-        return from_env.encode()
-    LOG.warning("no HCP_CALLBACK_SECRET: callbacks are signed with a random per-process key")
-    return secrets.token_bytes(32)
-
-
-def _notify(callbacks: CallbackSender, workload: WorkloadRow) -> None:
-    """Tell the workload's subscriber its new status, if it asked to be told."""
-    if workload.callback_url:
-        callbacks.notify(
-            workload.callback_url,
-            {
-                "workload_id": workload.id,
-                "status": workload.status,
-                "facility_id": workload.facility_id,
-                "cost_usd": float(workload.cost_usd) if workload.cost_usd is not None else None,
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
-
-
-UPDATE_CHUNK = 50
-"""Status changes of the twin applied per write (one read and one executemany each)."""
-
-
-def _apply_updates(writes: WriteQueue, updates: list[JobUpdate], callbacks: CallbackSender) -> None:
-    """Write the twin's status changes into the database in chunks, as background writes
-    (requests' writes go first), then notify subscribers. A completed workload is metered
-    and charged at the rate quoted when it was submitted. A change that does not apply
-    (e.g. the workload was cancelled meanwhile) is logged and the others land."""
-    chunks = [updates[i : i + UPDATE_CHUNK] for i in range(0, len(updates), UPDATE_CHUNK)]
-    pending = [writes.submit(_status_write(chunk), background=True) for chunk in chunks]
-    for future in pending:
-        applied, refused = future.result()
-        for change, error in refused:
-            LOG.warning(
-                "status %s for %s not applied: %s", change.status, change.workload_id, error
-            )
-        for workload in applied:
-            _notify(callbacks, workload)
-
-
-def _status_write(
-    updates: list[JobUpdate],
-) -> Callable[[Session], repository.AppliedChanges]:
-    """The write that applies a chunk of the twin's status changes and meters the
-    workloads that completed."""
-
-    def write(
-        session: Session,
-    ) -> repository.AppliedChanges:
-        stored = repository.get_workloads(session, [u.workload_id for u in updates])
-        known = [u for u in updates if u.workload_id in stored]
-        gpu_costs = {u.workload_id: metering.gpu_cost_usd(stored[u.workload_id], u) for u in known}
-        charges = {
-            u.workload_id: metering.charged_usd(
-                metering.usage_records(stored[u.workload_id], u, gpu_costs[u.workload_id])
-            )
-            for u in known
-            if u.status == "completed"
-        }
-        changes = [
-            repository.StatusChange(
-                u.workload_id,
-                u.status,
-                reason=u.reason or None,
-                facility_id=u.facility_id,
-                cost_usd=charges.get(u.workload_id, u.revenue_usd),
-            )
-            for u in known
-        ]
-        applied, refused = repository.apply_status_changes(session, changes)
-        by_id = {u.workload_id: u for u in known}
-        records = [
-            record
-            for workload in applied
-            if workload.status == "completed"
-            for record in metering.usage_records(
-                workload, by_id[workload.id], gpu_costs[workload.id]
-            )
-        ]
-        if records:
-            repository.add_usage_records(session, records)
-        return applied, refused
-
-    return write
+    return config.callback_secret or callback_secret()
 
 
 def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:

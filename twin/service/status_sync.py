@@ -1,0 +1,149 @@
+"""The twin's status changes, written into the service's database: each chunk of changes
+in one write (one read, one executemany, the usage records of the workloads that completed),
+then the subscribers told (``callback_url``).
+
+Used by the API process for an in-process twin, and by the twin's own process when the
+service runs it apart (:mod:`service.twin_process`), so that applying a tick's thousands of
+changes never competes with requests for the API process's core.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from twin.service import metering
+from twin.service.callbacks import CallbackSender
+from twin.service.db import repository
+from twin.service.db.engine import make_engine, session_factory
+from twin.service.db.repository import WorkloadRow
+from twin.service.db.write_queue import WriteQueue
+from twin.service.workload_exchange import JobUpdate
+
+LOG = logging.getLogger("hcp.service")
+
+CALLBACK_SECRET_ENV = "HCP_CALLBACK_SECRET"
+"""Environment variable holding the HMAC key of status callbacks."""
+
+UPDATE_CHUNK = 50
+"""Status changes of the twin applied per write (one read and one executemany each)."""
+
+
+def callback_secret() -> bytes:
+    """The HMAC key of callbacks: ``$HCP_CALLBACK_SECRET``, else a random key for this run
+    (logged as a warning: receivers cannot know it)."""
+    from_env = os.environ.get(CALLBACK_SECRET_ENV, "")
+    if from_env:
+        return from_env.encode()
+    LOG.warning("no %s: callbacks are signed with a random key", CALLBACK_SECRET_ENV)
+    return secrets.token_bytes(32)
+
+
+def notify(callbacks: CallbackSender, workload: WorkloadRow) -> None:
+    """Tell the workload's subscriber its new status, if it asked to be told."""
+    if workload.callback_url:
+        callbacks.notify(
+            workload.callback_url,
+            {
+                "workload_id": workload.id,
+                "status": workload.status,
+                "facility_id": workload.facility_id,
+                "cost_usd": float(workload.cost_usd) if workload.cost_usd is not None else None,
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+
+
+def apply_updates(writes: WriteQueue, updates: list[JobUpdate], callbacks: CallbackSender) -> None:
+    """Write the twin's status changes into the database in chunks, as background writes
+    (requests' writes go first), then notify subscribers. A completed workload is metered
+    and charged at the rate quoted when it was submitted. A change that does not apply
+    (e.g. the workload was cancelled meanwhile) is logged and the others land."""
+    chunks = [updates[i : i + UPDATE_CHUNK] for i in range(0, len(updates), UPDATE_CHUNK)]
+    pending = [writes.submit(status_write(chunk), background=True) for chunk in chunks]
+    for future in pending:
+        applied, refused = future.result()
+        for change, error in refused:
+            LOG.warning(
+                "status %s for %s not applied: %s", change.status, change.workload_id, error
+            )
+        for workload in applied:
+            notify(callbacks, workload)
+
+
+def status_write(
+    updates: list[JobUpdate],
+) -> Callable[[Session], repository.AppliedChanges]:
+    """The write that applies a chunk of the twin's status changes and meters the
+    workloads that completed."""
+
+    def write(
+        session: Session,
+    ) -> repository.AppliedChanges:
+        stored = repository.get_workloads(session, [u.workload_id for u in updates])
+        known = [u for u in updates if u.workload_id in stored]
+        gpu_costs = {u.workload_id: metering.gpu_cost_usd(stored[u.workload_id], u) for u in known}
+        charges = {
+            u.workload_id: metering.charged_usd(
+                metering.usage_records(stored[u.workload_id], u, gpu_costs[u.workload_id])
+            )
+            for u in known
+            if u.status == "completed"
+        }
+        changes = [
+            repository.StatusChange(
+                u.workload_id,
+                u.status,
+                reason=u.reason or None,
+                facility_id=u.facility_id,
+                cost_usd=charges.get(u.workload_id, u.revenue_usd),
+            )
+            for u in known
+        ]
+        applied, refused = repository.apply_status_changes(session, changes)
+        by_id = {u.workload_id: u for u in known}
+        records = [
+            record
+            for workload in applied
+            if workload.status == "completed"
+            for record in metering.usage_records(
+                workload, by_id[workload.id], gpu_costs[workload.id]
+            )
+        ]
+        if records:
+            repository.add_usage_records(session, records)
+        return applied, refused
+
+    return write
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSink:
+    """Where a twin running in its own process writes its status changes.
+
+    Attributes:
+        db_url: the service's database (SQLAlchemy URL, password included).
+        callback_secret: the HMAC key the service signs callbacks with.
+    """
+
+    db_url: str
+    callback_secret: bytes
+
+    def open(self) -> Callable[[list[JobUpdate]], None]:
+        """A function that applies one tick's changes (its own engine, writer thread and
+        callback sender, for the life of the process)."""
+        sessions = session_factory(make_engine(self.db_url))
+        writes = WriteQueue(sessions)
+        callbacks = CallbackSender(self.callback_secret)
+
+        def apply(updates: list[JobUpdate]) -> None:
+            if updates:
+                apply_updates(writes, updates, callbacks)
+
+        return apply
