@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live,service]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live,service,dashboards]'
 	touch $(STAMP)
 
 run: setup

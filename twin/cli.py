@@ -13,10 +13,14 @@ Commands:
       run the same controller on the wall clock against emulated or real miners.
   emulate --miners N --subnet CIDR ...             (see twin.cli_live)
       start emulated miners that speak the firmware APIs pyasic uses.
-  serve [SCENARIO] [--db URL] [--port P] ...       (see twin.cli_service)
+  serve [SCENARIO] [--db URL] [--port P] [--mode sim|live] ...   (see twin.cli_service)
       run the platform REST API with a twin running the submitted workloads.
-  keys create --role ROLE [--customer NAME] [--db URL]
-      create an API key (printed as the last line).
+  keys create --role ROLE [--customer NAME] [--db URL] | keys revoke KEY_ID [--db URL]
+      create an API key (printed as the last line), or revoke one.
+  workloads submit|status|list|cancel ...          (see twin.cli_service)
+      a customer's workloads, through the API.
+  dashboard [--port P] [--results DIR] [--api URL] (see twin.cli_dashboard)
+      the Streamlit dashboards (scenario lab, policy lab).
   audit verify [--db URL]
       check the audit log's hash chain.
 
@@ -121,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     from twin.cli_service import add_service_parsers
 
     add_service_parsers(commands, _add_set)
+    from twin.cli_dashboard import add_dashboard_parser
+
+    add_dashboard_parser(commands)
     return parser
 
 

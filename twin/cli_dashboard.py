@@ -90,6 +90,8 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
         *args.streamlit_args,
     ]
 
