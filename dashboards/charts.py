@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
-from twin.backtest_report import POLICY_COLORS, STREAM_COLORS
+from twin.backtest_report import POLICY_COLORS, STREAM_COLORS, day_subplots
 from twin.report import choose_bin_s
 
 MAX_POINTS_PER_LINE = 2000
@@ -205,14 +204,7 @@ def price_curtailment_figure(series: pd.DataFrame) -> go.Figure:
 def day_figure(day: pd.DataFrame, title: str) -> go.Figure:
     """One day at full resolution (from results.day_rows): fleet mining power per policy
     over the price (top, price on the right axis) and net accrued within the day (bottom)."""
-    figure = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        row_heights=[0.6, 0.4],
-        specs=[[{"secondary_y": True}], [{}]],
-    )
+    figure = day_subplots()
     first = True
     for policy, rows in day.groupby("policy", sort=False):
         color = POLICY_COLORS.get(str(policy))

@@ -530,10 +530,10 @@ def largest_spread_day(files: BacktestFiles) -> tuple[int, np.ndarray]:
     return int(np.argmax(spread)), daily
 
 
-def drilldown_figure(files: BacktestFiles) -> go.Figure:
-    """The day of :func:`largest_spread_day` at full resolution: mining power per policy
-    on the price (top) and cumulative net within the day per policy (bottom)."""
-    figure = make_subplots(
+def day_subplots() -> go.Figure:
+    """The empty layout of a one-day drill-down: power on the price (top, price on the
+    right axis) over net within the day (bottom), sharing the time axis."""
+    return make_subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
@@ -541,6 +541,12 @@ def drilldown_figure(files: BacktestFiles) -> go.Figure:
         row_heights=[0.6, 0.4],
         specs=[[{"secondary_y": True}], [{}]],
     )
+
+
+def drilldown_figure(files: BacktestFiles) -> go.Figure:
+    """The day of :func:`largest_spread_day` at full resolution: mining power per policy
+    on the price (top) and cumulative net within the day per policy (bottom)."""
+    figure = day_subplots()
     if not files.series or not next(iter(files.series.values())).t_s.size:
         return empty_figure(figure, "Day with the largest spread", "no intervals recorded")
     day, daily = largest_spread_day(files)
