@@ -133,8 +133,11 @@ def stream_figure(streams: pd.DataFrame) -> go.Figure:
     )
 
 
-def policy_bar_figure(table: pd.DataFrame, column: str, title: str) -> go.Figure:
-    """One bar per policy (the index of ``table``) of ``column``; missing values left out."""
+def policy_bar_figure(
+    table: pd.DataFrame, column: str, title: str, category: str = "policy"
+) -> go.Figure:
+    """One bar per row of ``table`` (its index: policies, or the ``category`` named) of
+    ``column``; missing values left out."""
     values = table[column].dropna() if column in table.columns else pd.Series(dtype=float)
     figure = go.Figure(
         go.Bar(
@@ -146,7 +149,7 @@ def policy_bar_figure(table: pd.DataFrame, column: str, title: str) -> go.Figure
         )
     )
     return _layout(
-        figure, title, "policy", column_label(column), not values.empty, hovermode="closest"
+        figure, title, category, column_label(column), not values.empty, hovermode="closest"
     )
 
 
@@ -319,3 +322,142 @@ def _layout(
             text="no data", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5
         )
     return figure
+
+
+# ---------------------------------------------------------------- executive, customers, energy
+
+MAX_CUSTOMER_BARS = 25
+"""Most customers in one bar chart (the first rows of the table, largest bill first)."""
+
+POWER_USE_COLOURS: Mapping[str, str] = {
+    "power_mining_mw": "#ff7f0e",
+    "power_inference_mw": "#1f77b4",
+    "power_batch_mw": "#17becf",
+    "power_training_mw": "#2ca02c",
+    "power_spot_mw": "#9467bd",
+    "power_gpu_idle_mw": "#c7c7c7",
+    "power_overhead_mw": "#8c564b",
+}
+"""Fill colours of the power-by-use stack."""
+
+FOUR_CP_COLOUR = "rgba(214,39,40,0.25)"
+
+
+def customer_bar_figure(
+    table: pd.DataFrame, column: str, title: str, max_bars: int = MAX_CUSTOMER_BARS
+) -> go.Figure:
+    """One bar per customer (the index of ``table``, from dashboards.results.customer_table)
+    of ``column``, the first ``max_bars`` rows in table order; missing values left out."""
+    values = table[column].dropna().iloc[:max_bars] if column in table.columns else pd.Series()
+    figure = go.Figure(
+        go.Bar(x=[str(c) for c in values.index], y=values.to_numpy(), marker_color="#1f77b4")
+    )
+    figure.update_xaxes(tickangle=-40)
+    return _layout(
+        figure, title, "customer", column_label(column), not values.empty, hovermode="closest"
+    )
+
+
+def power_by_use_figure(
+    series_by_use: Mapping[str, pd.DataFrame], four_cp: pd.DataFrame | None = None
+) -> go.Figure:
+    """Fleet power stacked by use over time (frames with ``t_s``, ``time``, ``value`` per
+    power column, e.g. from dashboards.results.fleet_series), with the intervals flagged as
+    likely 4CP peaks shaded (``four_cp``: ``time`` and ``value`` > 0 where flagged)."""
+    figure = go.Figure()
+    for column, series in series_by_use.items():
+        points = downsample(series)
+        figure.add_trace(
+            go.Scatter(
+                x=points["time"],
+                y=points["value"],
+                name=column.removeprefix("power_").removesuffix("_mw"),
+                mode="lines",
+                stackgroup="power",
+                line={"width": 0.5, "color": POWER_USE_COLOURS.get(column)},
+            )
+        )
+    if four_cp is not None:
+        for start, end in _flagged_spans(four_cp):
+            figure.add_vrect(x0=start, x1=end, fillcolor=FOUR_CP_COLOUR, line_width=0)
+    has_data = any(not s.empty for s in series_by_use.values())
+    title = "Fleet power by use (4CP intervals shaded)"
+    return _layout(figure, title, "time (UTC)", "MW", has_data)
+
+
+def _flagged_spans(flags: pd.DataFrame) -> list[tuple[object, object]]:
+    """(start, end) times of runs of consecutive flagged rows; each span ends where the
+    next unflagged row starts (or one interval after the last row)."""
+    if flags.empty:
+        return []
+    times = pd.to_datetime(flags["time"], utc=True).reset_index(drop=True)
+    flagged = (flags["value"].to_numpy(dtype=float) > 0).astype(np.int8)
+    step = times.diff().min() if len(times) > 1 else pd.Timedelta(0)
+    edges = np.diff(np.concatenate(([0], flagged, [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)  # index of the first unflagged row after each run
+    end_times = [times[i] if i < len(times) else times.iloc[-1] + step for i in ends]
+    return [(times[i], end) for i, end in zip(starts, end_times, strict=True)]
+
+
+def series_lines_figure(
+    series_by_name: Mapping[str, pd.DataFrame], title: str, y_title: str
+) -> go.Figure:
+    """One line per named series (frames with ``t_s``, ``time``, ``value``) on calendar
+    time (UTC)."""
+    figure = go.Figure()
+    for index, (name, series) in enumerate(series_by_name.items()):
+        points = downsample(series)
+        line = {"color": RUN_COLORS[index % len(RUN_COLORS)]}
+        figure.add_trace(
+            go.Scatter(x=points["time"], y=points["value"], name=name, mode="lines", line=line)
+        )
+    has_data = any(not s.empty for s in series_by_name.values())
+    return _layout(figure, title, "time (UTC)", y_title, has_data)
+
+
+# ---------------------------------------------------------------- operations (live API)
+
+
+def availability_figure(availability: pd.DataFrame) -> go.Figure:
+    """Free and busy GPUs per facility, one bar group per GPU type (frame with
+    ``facility_id``, ``gpu_type``, ``available``, ``total``)."""
+    figure = go.Figure()
+    if not availability.empty:
+        for index, (gpu_type, rows) in enumerate(availability.groupby("gpu_type", sort=True)):
+            figure.add_trace(
+                go.Bar(
+                    x=rows["facility_id"],
+                    y=rows["available"],
+                    name=f"{gpu_type} free",
+                    marker_color=RUN_COLORS[index % len(RUN_COLORS)],
+                    customdata=rows[["total"]].to_numpy(),
+                    hovertemplate="%{y} of %{customdata[0]} free<extra>%{fullData.name}</extra>",
+                )
+            )
+    figure.update_layout(barmode="group")
+    return _layout(
+        figure,
+        "Free GPUs per facility and type",
+        "facility",
+        "GPUs",
+        not availability.empty,
+        hovermode="closest",
+    )
+
+
+def workload_status_figure(counts: Mapping[str, float]) -> go.Figure:
+    """Workloads by status (a bar per status, e.g. from the ``hcp_workloads`` gauge)."""
+    statuses = list(counts)
+    figure = go.Figure(
+        go.Bar(
+            x=statuses,
+            y=[counts[s] for s in statuses],
+            marker_color=[RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(statuses))],
+            text=[f"{counts[s]:,.0f}" for s in statuses],
+            textposition="outside",
+        )
+    )
+    return _layout(
+        figure, "Workloads by status", "status", "workloads", bool(statuses), hovermode="closest"
+    )

@@ -40,6 +40,10 @@ class PageEntry:
 PAGES: tuple[PageEntry, ...] = (
     PageEntry("Planning", "views/scenario_lab.py", "Scenario lab", ":material/science:", True),
     PageEntry("Engineering", "views/policy_lab.py", "Policy lab", ":material/tune:"),
+    PageEntry("Operations", "views/operations.py", "Operations", ":material/monitor_heart:"),
+    PageEntry("Business", "views/executive.py", "Executive", ":material/finance:"),
+    PageEntry("Business", "views/customers.py", "Customers", ":material/groups:"),
+    PageEntry("Business", "views/energy.py", "Energy", ":material/bolt:"),
 )
 """Every page, in menu order; sections appear in the order of their first page."""
 

@@ -24,9 +24,11 @@ import yaml
 from twin.backtest import BACKTEST_JSON
 from twin.recorder import (
     COST_COLUMNS,
+    JOBS_FILE,
     KEY_COLUMNS,
     KPIS_FILE,
     METADATA_FILE,
+    POWER_USE_COLUMNS,
     REVENUE_COLUMNS,
     TIMESERIES_COLUMNS,
     TIMESERIES_FILE,
@@ -358,3 +360,167 @@ def largest_spread_day(fleet: pd.DataFrame, time_zone: str) -> str | None:
     )
     spread = daily.max(axis=1) - daily.min(axis=1)
     return str(spread.idxmax())
+
+
+# ------------------------------------------------------ executive, customers, energy
+
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer",
+    "type",
+    "status",
+    "gpus",
+    "served_s",
+    "wait_s",
+    "sla_met",
+    "revenue_usd",
+)
+"""Columns of ``jobs.parquet`` the customer view reads."""
+
+ENERGY_COLUMNS: tuple[str, ...] = (
+    "price_usd_per_mwh",
+    "pue_mining",
+    "pue_ai",
+    "power_total_mw",
+    *POWER_USE_COLUMNS,
+    "curtailed_mw",
+    "energy_mwh",
+    "four_cp",
+    "cost_energy_usd",
+    "cost_transmission_4cp_usd",
+)
+"""Time-series columns the energy view reads."""
+
+
+def read_jobs(run_dir: Path, columns: Sequence[str] = CUSTOMER_COLUMNS) -> pd.DataFrame:
+    """``jobs.parquet`` of a run (one row per workload, twin.recorder.JOBS_SCHEMA) as
+    pandas with ``columns``; categorical columns come back as text."""
+    path = run_dir / JOBS_FILE
+    try:
+        frame = pl.read_parquet(path, columns=list(columns))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: file not found") from None
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise ResultsError(f"{path}: cannot read ({error})") from None
+    text = [c for c in ("customer", "type", "status") if c in frame.columns]
+    return frame.with_columns(pl.col(text).cast(pl.String)).to_pandas()
+
+
+def executive_kpis(kpis: Mapping[str, Any]) -> dict[str, float | None]:
+    """Headline figures of a run from its ``kpis.json``: ``revenue_usd``, ``cost_usd``,
+    ``net_usd``, ``margin_fraction`` (net / revenue), ``energy_mwh``,
+    ``revenue_per_mwh_usd`` and ``net_per_mwh_usd`` (efficiency: what each MWh bought
+    earned), ``net_per_day_usd``, and the GPU, ASIC and power utilization fractions.
+    None where the run has no value or a ratio has a zero denominator."""
+    revenue = _optional(kpis.get("revenue_usd", {}).get("total"))
+    cost = _optional(kpis.get("cost_usd", {}).get("total"))
+    net = _optional(kpis.get("net_usd"))
+    energy_mwh = _optional(kpis.get("energy_mwh"))
+    days = _optional(kpis.get("sim_days"))
+    utilization = kpis.get("utilization", {})
+    return {
+        "revenue_usd": revenue,
+        "cost_usd": cost,
+        "net_usd": net,
+        "margin_fraction": _ratio(net, revenue),
+        "energy_mwh": energy_mwh,
+        "revenue_per_mwh_usd": _ratio(revenue, energy_mwh),
+        "net_per_mwh_usd": _ratio(net, energy_mwh),
+        "net_per_day_usd": _ratio(net, days),
+        "gpu_utilization_fraction": _optional(utilization.get("gpu")),
+        "asic_utilization_fraction": _optional(utilization.get("asic")),
+        "power_utilization_fraction": _optional(utilization.get("power")),
+    }
+
+
+def _optional(value: object) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def customer_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer (index ``customer``), largest bill first: ``workloads``
+    (submitted), ``completed``, ``gpu_hours`` (GPU-hours served: served seconds x GPUs /
+    3600), ``billed_usd`` (what the platform earned from the customer's workloads, the
+    customer's cost), ``sla_met_fraction`` (over workloads with an SLA outcome; NaN when
+    none has one), ``wait_mean_s`` and ``wait_p99_s`` (over workloads that started)."""
+    served_h = jobs["served_s"].fillna(0.0) * jobs["gpus"].fillna(0) / 3600.0
+    frame = jobs.assign(
+        gpu_hours=served_h,
+        completed=(jobs["status"] == "completed").astype(float),
+        sla=jobs["sla_met"].astype("float64"),
+    )
+    grouped = frame.groupby("customer", sort=False)
+    table = pd.DataFrame(
+        {
+            "workloads": grouped.size().astype(float),
+            "completed": grouped["completed"].sum(),
+            "gpu_hours": grouped["gpu_hours"].sum(),
+            "billed_usd": grouped["revenue_usd"].sum(min_count=1).fillna(0.0),
+            "sla_met_fraction": grouped["sla"].mean(),
+            "wait_mean_s": grouped["wait_s"].mean(),
+            "wait_p99_s": grouped["wait_s"].quantile(0.99),
+        }
+    )
+    table.index = table.index.astype(str)
+    return table.sort_values("billed_usd", ascending=False, kind="stable").rename_axis("customer")
+
+
+def energy_summary(
+    frame: pd.DataFrame, kpis: Mapping[str, Any], interval_s: float
+) -> dict[str, float]:
+    """Energy headline figures of a run: ``energy_mwh`` (consumed), ``mean_power_mw``
+    (fleet), ``peak_power_mw``, ``pue_mining`` and ``pue_ai`` (energy-weighted means over
+    facilities and intervals), ``curtailment_mwh`` and ``curtailment_h`` (from
+    ``kpis.json``), ``four_cp_intervals`` (intervals flagged as a likely 4CP peak),
+    ``energy_cost_usd`` and ``transmission_4cp_cost_usd``. ``frame`` holds
+    :data:`ENERGY_COLUMNS`; ``interval_s`` is the dispatch interval [s] (for interval
+    counts, not used for energy, which the frame carries)."""
+    power = fleet_series(frame, "power_total_mw")["value"]
+    weights = frame["energy_mwh"].fillna(0.0)
+    four_cp = fleet_series(frame, "four_cp")["value"]
+    curtailment = kpis.get("curtailment", {})
+    return {
+        "energy_mwh": float(frame["energy_mwh"].sum()),
+        "mean_power_mw": float(power.mean()) if len(power) else math.nan,
+        "peak_power_mw": float(power.max()) if len(power) else math.nan,
+        "pue_mining": _weighted_mean(frame["pue_mining"], weights),
+        "pue_ai": _weighted_mean(frame["pue_ai"], weights),
+        "curtailment_mwh": _number(_optional(curtailment.get("mwh"))),
+        "curtailment_h": _number(_optional(curtailment.get("hours"))),
+        "four_cp_intervals": int((four_cp > 0).sum()),
+        "four_cp_hours": float((four_cp > 0).sum()) * interval_s / 3600.0,
+        "energy_cost_usd": float(frame["cost_energy_usd"].fillna(0.0).sum()),
+        "transmission_4cp_cost_usd": float(frame["cost_transmission_4cp_usd"].fillna(0.0).sum()),
+    }
+
+
+def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
+    valid = values.notna() & (weights > 0)
+    if not valid.any():
+        return float(values.mean()) if values.notna().any() else math.nan
+    return float((values[valid] * weights[valid]).sum() / weights[valid].sum())
+
+
+def four_cp_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """The intervals flagged as a likely 4CP peak (``four_cp`` > 0 on any facility): ``t_s``,
+    ``time``, fleet ``power_total_mw`` and mean ``price_usd_per_mwh`` in that interval."""
+    flag = fleet_series(frame, "four_cp")
+    power = fleet_series(frame, "power_total_mw")["value"]
+    price = fleet_series(frame, "price_usd_per_mwh")["value"]
+    table = flag.assign(power_total_mw=power, price_usd_per_mwh=price)
+    rows = table[table["value"] > 0].drop(columns="value")
+    return rows.reset_index(drop=True)
+
+
+def dispatch_interval_s(frame: pd.DataFrame) -> float:
+    """The dispatch interval of a time series [s]: the smallest step between its times
+    (NaN with fewer than two intervals)."""
+    steps = pd.Series(sorted(frame["t_s"].unique())).diff().dropna()
+    return float(steps.min()) if not steps.empty else math.nan
