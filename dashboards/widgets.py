@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from dashboards.results import ResultFolder, list_runs
 from dashboards.scenario_form import FieldSpec, FormSection, is_within, switch_member
 
 COLUMNS = 3
@@ -141,3 +143,23 @@ def number_step(value: float | None, minimum: float | None, maximum: float | Non
     if value is None or value == 0 or not math.isfinite(value):
         return 0.1
     return float(10.0 ** (math.floor(math.log10(abs(value))) - 2))
+
+
+def metric_row(values: dict[str, Any], specs: Sequence[tuple[str, str, str]]) -> None:
+    """One ``st.metric`` per (label, key, format) of ``specs``; n/a for a missing or NaN
+    value."""
+    for column, (label, key, text) in zip(st.columns(len(specs)), specs, strict=True):
+        value = values.get(key)
+        missing = value is None or value != value  # NaN is not equal to itself
+        column.metric(label, "n/a" if missing else text.format(value))
+
+
+def pick_run(results_dir: Path, key: str) -> ResultFolder | None:
+    """A selectbox of the runs under ``results_dir`` (None, with a warning, when there
+    are none)."""
+    runs = list_runs(results_dir)
+    if not runs:
+        st.warning(f"No runs (folders with kpis.json) under {results_dir}.")
+        return None
+    chosen = st.selectbox("Run", [r.name for r in runs], key=key)
+    return next(r for r in runs if r.name == chosen)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboards import cache, charts, results
 from dashboards.settings import DashboardSettings
+from dashboards.widgets import pick_run
 from twin.recorder import JOBS_FILE
 
 RUN_KEY = "customers:run"
@@ -38,12 +39,9 @@ def main() -> None:
     """Pick a run and show its customers."""
     settings = DashboardSettings.from_env()
     st.title("Customers")
-    runs = results.list_runs(settings.results_dir)
-    if not runs:
-        st.warning(f"No runs (folders with kpis.json) under {settings.results_dir}.")
+    run = pick_run(settings.results_dir, RUN_KEY)
+    if run is None:
         return
-    chosen = st.selectbox("Run", [r.name for r in runs], key=RUN_KEY)
-    run = next(r for r in runs if r.name == chosen)
     try:
         kpis = cache.kpis(run.path)
         table = customer_table(str(run.path), cache.file_stamp(run.path / JOBS_FILE))

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboards import cache, charts, results
 from dashboards.settings import DashboardSettings
+from dashboards.widgets import metric_row, pick_run
 from twin.recorder import POWER_USE_COLUMNS
 
 RUN_KEY = "energy:run"
@@ -31,24 +32,13 @@ COSTS = (
 )
 
 
-def metric_row(values: dict[str, float], specs: tuple[tuple[str, str, str], ...]) -> None:
-    """One ``st.metric`` per (label, key, format) of ``specs``; n/a for NaN."""
-    for column, (label, key, text) in zip(st.columns(len(specs)), specs, strict=True):
-        value = values.get(key)
-        missing = value is None or value != value  # NaN is not equal to itself
-        column.metric(label, "n/a" if missing else text.format(value))
-
-
 def main() -> None:
     """Pick a run (and optionally one facility) and show its energy figures."""
     settings = DashboardSettings.from_env()
     st.title("Energy")
-    runs = results.list_runs(settings.results_dir)
-    if not runs:
-        st.warning(f"No runs (folders with kpis.json) under {settings.results_dir}.")
+    run = pick_run(settings.results_dir, RUN_KEY)
+    if run is None:
         return
-    chosen = st.selectbox("Run", [r.name for r in runs], key=RUN_KEY)
-    run = next(r for r in runs if r.name == chosen)
     try:
         kpis = cache.kpis(run.path)
         frame = cache.timeseries(run.path, results.ENERGY_COLUMNS)

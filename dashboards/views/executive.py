@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboards import cache, charts, results
 from dashboards.settings import DashboardSettings
+from dashboards.widgets import metric_row, pick_run
 
 RUN_KEY = "executive:run"
 MONEY_KPIS = (
@@ -32,23 +33,13 @@ UTILIZATION_KPIS = (
 )
 
 
-def metric_row(values: dict[str, float | None], specs: tuple[tuple[str, str, str], ...]) -> None:
-    """One ``st.metric`` per (label, key, format) of ``specs``; n/a for missing values."""
-    for column, (label, key, text) in zip(st.columns(len(specs)), specs, strict=True):
-        value = values.get(key)
-        column.metric(label, "n/a" if value is None else text.format(value))
-
-
 def main() -> None:
     """Pick a run and show its executive summary."""
     settings = DashboardSettings.from_env()
     st.title("Executive")
-    runs = results.list_runs(settings.results_dir)
-    if not runs:
-        st.warning(f"No runs (folders with kpis.json) under {settings.results_dir}.")
+    run = pick_run(settings.results_dir, RUN_KEY)
+    if run is None:
         return
-    chosen = st.selectbox("Run", [r.name for r in runs], key=RUN_KEY)
-    run = next(r for r in runs if r.name == chosen)
     try:
         kpis = cache.kpis(run.path)
     except results.ResultsError as error:
