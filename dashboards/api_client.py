@@ -16,22 +16,17 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
+
+from twin.service.api.schemas import WorkloadStatus
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_WORKLOADS_PAGE = 100
 """Most workloads one ``GET /v1/workloads`` call asks for."""
 
-WORKLOAD_STATUSES: tuple[str, ...] = (
-    "queued",
-    "running",
-    "completed",
-    "failed",
-    "cancelled",
-    "rejected",
-)
+WORKLOAD_STATUSES: tuple[str, ...] = get_args(WorkloadStatus)
 """Workload statuses of the API (WorkloadView.status), in lifecycle order."""
 
 _GAUGE_LINE = re.compile(r'^hcp_workloads\{status="(?P<status>[a-z_]+)"\}\s+(?P<value>\S+)\s*$')
