@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live,service,dashboards]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,optimizer,drivers,live,service,dashboards,cluster]'
 	touch $(STAMP)
 
 run: setup

@@ -1,10 +1,12 @@
 """A small typed client of the platform REST API for the operations page.
 
 Reads what a running ``python run.py serve`` (or ``live``) instance exposes: health,
-facilities, current prices, free GPUs, workloads and the ``hcp_workloads`` gauge of
-``/metrics``. Standard library only (urllib), so the dashboards need no HTTP package.
-Every failure is an :class:`ApiError` naming the endpoint and, when the server answered,
-the HTTP status: :class:`ApiUnreachable` (no answer), :class:`ApiKeyRefused` (401/403).
+facilities, current prices, free GPUs, workloads, the ``hcp_workloads`` gauge of
+``/metrics`` and, for staff keys, the fleet (power by use, device states, alerts, device
+commands and their switch times). Standard library only (urllib), so the dashboards need
+no HTTP package. Every failure is an :class:`ApiError` naming the endpoint and, when the
+server answered, the HTTP status: :class:`ApiUnreachable` (no answer),
+:class:`ApiKeyRefused` (401/403).
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ from twin.service.api.schemas import WorkloadStatus
 DEFAULT_TIMEOUT_S = 5.0
 MAX_WORKLOADS_PAGE = 100
 """Most workloads one ``GET /v1/workloads`` call asks for."""
+
+MAX_EVENTS_KEPT = 500
+"""Events the service keeps in its window (``/v1/fleet/events`` pages through them)."""
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "at",
+    "sim_time_s",
+    "kind",
+    "severity",
+    "facility_id",
+    "message",
+    "latency_ms",
+    "verified",
+)
 
 WORKLOAD_STATUSES: tuple[str, ...] = get_args(WorkloadStatus)
 """Workload statuses of the API (WorkloadView.status), in lifecycle order."""
@@ -87,6 +104,33 @@ class Market:
     sim_time_s: float
     prices_usd_per_mwh: Mapping[str, float]
     gpu_rental_multiplier: float
+
+
+@dataclass(frozen=True)
+class FleetState:
+    """``GET /v1/fleet/status`` as frames.
+
+    Attributes:
+        sim_time_s: the twin's time of the figures [s since its start].
+        power_by_use: one row per facility (index ``facility``), one column per use
+            (``mining``, ``inference`` ...) [MW], plus ``power_cap_mw`` and
+            ``power_total_mw``.
+        asics: miners per facility (rows) and state (columns: active, sleeping, failed).
+        gpus: GPUs per facility (rows) and use or state (columns).
+        switch_times: ``batches``, ``p50_ms``, ``p99_ms``, ``max_ms`` of recent command
+            batches (send to verified read-back).
+        commands_sent / command_failures: device commands since the twin started.
+        last_event_seq: number of the newest fleet event (0: none yet).
+    """
+
+    sim_time_s: float
+    power_by_use: pd.DataFrame
+    asics: pd.DataFrame
+    gpus: pd.DataFrame
+    switch_times: Mapping[str, float | None]
+    commands_sent: int
+    command_failures: int
+    last_event_seq: int
 
 
 class PlatformClient:
@@ -199,6 +243,49 @@ class PlatformClient:
             if match:
                 counts[match["status"]] = float(match["value"])
         return counts
+
+    def fleet_status(self) -> FleetState:
+        """``GET /v1/fleet/status`` (staff keys): each facility after the twin's last tick."""
+        endpoint = "/v1/fleet/status"
+        data = _mapping(self._json(endpoint), endpoint)
+        try:
+            rows = data["facilities"]
+            ids = pd.Index([str(row["facility_id"]) for row in rows], name="facility")
+            power = pd.DataFrame([row["power_by_use_mw"] for row in rows], index=ids).fillna(0.0)
+            power["power_cap_mw"] = [float(row["power_cap_mw"]) for row in rows]
+            power["power_total_mw"] = [float(row["power_total_mw"]) for row in rows]
+            return FleetState(
+                sim_time_s=float(data["sim_time_s"]),
+                power_by_use=power,
+                asics=pd.DataFrame([row["asics"] for row in rows], index=ids),
+                gpus=pd.DataFrame([row["gpus"] for row in rows], index=ids),
+                switch_times=dict(data["switch_times"]),
+                commands_sent=int(data["commands_sent"]),
+                command_failures=int(data["command_failures"]),
+                last_event_seq=int(data["last_event_seq"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ApiError(endpoint, 200, f"unexpected body ({error})") from None
+
+    def fleet_events(
+        self, last_seq: int, kind: str | None = None, limit: int = 100
+    ) -> pd.DataFrame:
+        """The fleet events up to ``last_seq`` (see :attr:`FleetState.last_event_seq`),
+        newest first, at most ``limit`` (``GET /v1/fleet/events``, staff keys): ``seq``,
+        ``at``, ``sim_time_s``, ``kind``, ``severity``, ``facility_id``, ``message``,
+        ``latency_ms``, ``verified``; ``kind`` filters (command or alert)."""
+        endpoint = "/v1/fleet/events"
+        since = max(0, last_seq - MAX_EVENTS_KEPT)
+        query: dict[str, str | int] = {"since": since, "limit": MAX_EVENTS_KEPT}
+        if kind is not None:
+            query["kind"] = kind
+        page = _mapping(self._json(endpoint, query), endpoint)
+        events = page.get("events")
+        if not isinstance(events, list):
+            raise ApiError(endpoint, 200, "expected an 'events' array")
+        columns = list(EVENT_COLUMNS)
+        frame = pd.DataFrame([{c: e.get(c) for c in columns} for e in events], columns=columns)
+        return frame.iloc[::-1].head(limit).reset_index(drop=True)
 
     # ------------------------------------------------------------------ transport
 

@@ -340,6 +340,19 @@ POWER_USE_COLOURS: Mapping[str, str] = {
 }
 """Fill colours of the power-by-use stack."""
 
+DEVICE_STATE_COLOURS: Mapping[str, str] = {
+    "active": POWER_USE_COLOURS["power_mining_mw"],
+    "sleeping": "#c7c7c7",
+    "inference": POWER_USE_COLOURS["power_inference_mw"],
+    "batch": POWER_USE_COLOURS["power_batch_mw"],
+    "training": POWER_USE_COLOURS["power_training_mw"],
+    "spot": POWER_USE_COLOURS["power_spot_mw"],
+    "idle": POWER_USE_COLOURS["power_gpu_idle_mw"],
+    "failed": "#d62728",
+}
+"""Bar colours of miner states and GPU uses (the power-by-use colours where they match;
+red only for failed devices)."""
+
 FOUR_CP_COLOUR = "rgba(214,39,40,0.25)"
 
 
@@ -461,3 +474,53 @@ def workload_status_figure(counts: Mapping[str, float]) -> go.Figure:
     return _layout(
         figure, "Workloads by status", "status", "workloads", bool(statuses), hovermode="closest"
     )
+
+
+def facility_power_figure(power: pd.DataFrame) -> go.Figure:
+    """Each facility's power now stacked by use, with its interconnect cap as a marker
+    (frame indexed by facility with a column per use [MW] and ``power_cap_mw``)."""
+    figure = go.Figure()
+    uses = [c for c in power.columns if c not in ("power_cap_mw", "power_total_mw")]
+    for use in uses:
+        figure.add_trace(
+            go.Bar(
+                x=power.index,
+                y=power[use],
+                name=use,
+                marker_color=POWER_USE_COLOURS.get(f"power_{use}_mw"),
+                hovertemplate="%{y:,.2f} MW<extra>%{fullData.name}</extra>",
+            )
+        )
+    if "power_cap_mw" in power:
+        figure.add_trace(
+            go.Scatter(
+                x=power.index,
+                y=power["power_cap_mw"],
+                name="cap",
+                mode="markers",
+                marker={"symbol": "line-ew-open", "size": 40, "color": "#d62728"},
+            )
+        )
+    figure.update_layout(barmode="stack")
+    return _layout(
+        figure,
+        "Power by use now (cap marked)",
+        "facility",
+        "MW",
+        not power.empty,
+        hovermode="closest",
+    )
+
+
+def device_states_figure(counts: pd.DataFrame, title: str) -> go.Figure:
+    """Devices per facility stacked by state or use (frame indexed by facility, a column
+    per state)."""
+    figure = go.Figure()
+    for index, state in enumerate(counts.columns):
+        colour = DEVICE_STATE_COLOURS.get(str(state), RUN_COLORS[index % len(RUN_COLORS)])
+        figure.add_trace(
+            go.Bar(x=counts.index, y=counts[state], name=str(state), marker_color=colour)
+        )
+    figure.update_layout(barmode="stack")
+    has_data = not counts.empty and bool(counts.to_numpy().sum() > 0)
+    return _layout(figure, title, "facility", "devices", has_data, hovermode="closest")

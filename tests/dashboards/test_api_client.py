@@ -4,6 +4,7 @@ endpoint the operations page uses, and errors that name the endpoint and status.
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,12 @@ SERVE_ARGS = ["--speed", "300", "--no-background-demand"]
 
 @dataclass(frozen=True)
 class Platform:
-    """A running server: its base URL, an operator key and the id of one workload."""
+    """A running server: its base URL, an operator and a customer key and the id of one
+    workload."""
 
     url: str
     operator_key: str
+    customer_key: str
     workload_id: str
 
 
@@ -45,7 +48,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     try:
         url = f"http://127.0.0.1:{port}"
         submitted = Client(url, customer_key).submit({"gpu_count": 2, "estimated_duration_s": 3600})
-        yield Platform(url, operator_key, str(submitted["workload_id"]))
+        yield Platform(url, operator_key, customer_key, str(submitted["workload_id"]))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
@@ -79,6 +82,32 @@ def test_operator_sees_the_customers_workload_in_list_and_gauge(platform: Platfo
     assert set(counts) == set(WORKLOAD_STATUSES)
     assert sum(counts.values()) >= 1
     assert client.workloads(status="rejected", limit=5)["status"].isin(["rejected"]).all()
+
+
+def test_fleet_status_and_events_for_staff_only(platform: Platform) -> None:
+    """After a few ticks the fleet has one row per facility with power by use adding up
+    to its total, the twin's device commands come back newest first, and a customer key
+    is refused."""
+    client = PlatformClient(platform.url, platform.operator_key)
+    deadline = time.monotonic() + 30.0
+    fleet = client.fleet_status()
+    while not (len(fleet.power_by_use) and fleet.commands_sent) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        fleet = client.fleet_status()
+    facility_ids = [f.facility_id for f in client.facilities()]
+    assert list(fleet.power_by_use.index) == facility_ids
+    uses = fleet.power_by_use.drop(columns=["power_cap_mw", "power_total_mw"])
+    assert uses.sum(axis=1).to_numpy() == pytest.approx(
+        fleet.power_by_use["power_total_mw"].to_numpy(), rel=1e-9
+    )
+    assert set(fleet.asics.columns) == {"active", "sleeping", "failed"}
+    commands = client.fleet_events(fleet.last_event_seq, kind="command", limit=5)
+    assert 1 <= len(commands) <= 5
+    assert list(commands["seq"]) == sorted(commands["seq"], reverse=True)
+    assert set(commands["kind"]) == {"command"} and (commands["latency_ms"] >= 0).all()
+    with pytest.raises(ApiKeyRefused) as error:
+        PlatformClient(platform.url, platform.customer_key).fleet_status()
+    assert error.value.status == 403
 
 
 def test_refused_key_names_endpoint_and_status(platform: Platform) -> None:

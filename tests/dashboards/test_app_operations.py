@@ -23,15 +23,17 @@ ENV_API_KEY = "HCP_API_KEY"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``serve`` on a fresh SQLite database: its base URL and an operator key."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """``serve`` on a fresh SQLite database: its base URL, an operator key and a customer
+    key."""
     folder: Path = tmp_path_factory.mktemp("operations")
     db_url = f"sqlite:///{folder / 'platform.sqlite'}"
     key = create_key(db_url, "operator").key
+    customer_key = create_key(db_url, "customer", "Ada").key
     port = free_port()
     process = start_server(db_url, port, SERVE_ARGS, log=folder / "serve.log")
     try:
-        yield f"http://127.0.0.1:{port}", key
+        yield f"http://127.0.0.1:{port}", key, customer_key
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(20)
@@ -53,11 +55,11 @@ def _charts(app: AppTest) -> set[str]:
 
 
 def test_live_status_with_an_operator_key(
-    monkeypatch: pytest.MonkeyPatch, server: tuple[str, str]
+    monkeypatch: pytest.MonkeyPatch, server: tuple[str, str, str]
 ) -> None:
     """With the key from HCP_API_KEY the page lists the server's facilities with prices,
     shows free GPUs as the API counts them and the availability and status charts."""
-    url, key = server
+    url, key, _ = server
     app = _operations(monkeypatch, url, key)
     assert not app.exception and not app.error and not app.warning
     assert app.text_input(key="operations:url").value == url
@@ -67,15 +69,25 @@ def test_live_status_with_an_operator_key(
     assert facilities["price_usd_per_mwh"].notna().all()
     free = {str(m.label): str(m.value) for m in app.metric}["free GPUs"]
     assert free == f"{int(client.availability()['available'].sum()):,}"
-    assert _charts(app) == {"chart:availability", "chart:workload_status"}
+    assert _charts(app) == {
+        "chart:availability",
+        "chart:workload_status",
+        "chart:fleet_power",
+        "chart:asic_states",
+        "chart:gpu_states",
+    }
+    metrics = {str(m.label): str(m.value) for m in app.metric}
+    assert metrics["power now"].endswith(" MW") and "switch time p50 / p99" in metrics
     app.toggle(key="operations:auto_refresh").set_value(False).run()
     assert not app.exception and app.selectbox(key="operations:refresh_s").disabled
 
 
-def test_refused_key_is_a_warning(monkeypatch: pytest.MonkeyPatch, server: tuple[str, str]) -> None:
+def test_refused_key_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, server: tuple[str, str, str]
+) -> None:
     """A wrong key typed in the sidebar gives a warning that the key was refused, no
     exception and no charts; the right key brings the charts back."""
-    url, key = server
+    url, key, _ = server
     app = _operations(monkeypatch, url, None)
     assert not app.exception and "refused the key" in app.warning[0].value
     app.text_input(key="operations:api_key").set_value("wrong").run()
@@ -91,3 +103,14 @@ def test_unreachable_server_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> Non
     app = _operations(monkeypatch, f"http://127.0.0.1:{free_port()}", "key")
     assert not app.exception and not app.error
     assert "does not answer" in app.warning[0].value
+
+
+def test_a_customer_key_sees_no_fleet(
+    monkeypatch: pytest.MonkeyPatch, server: tuple[str, str, str]
+) -> None:
+    """A customer's key shows the public status but says the fleet needs a staff key."""
+    url, _, customer_key = server
+    app = _operations(monkeypatch, url, customer_key)
+    assert not app.exception and not app.warning
+    assert any("operator or admin key" in info.value for info in app.info)
+    assert "chart:fleet_power" not in _charts(app)

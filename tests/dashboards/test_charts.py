@@ -159,3 +159,24 @@ def test_forecast_figures() -> None:
 def test_units_come_from_column_names(column: str, unit: str) -> None:
     """The unit suffix of a results column names its unit."""
     assert charts.column_unit(column) == unit
+
+
+def test_fleet_figures_stack_uses_mark_caps_and_keep_red_for_failures() -> None:
+    """Power now stacks one bar per use with the caps as markers; device states stack per
+    facility, and only failed devices are drawn red."""
+    power = pd.DataFrame(
+        {"mining": [8.0, 1.0], "inference": [0.5, 2.0], "power_cap_mw": [9.5, 4.5]},
+        index=pd.Index(["west", "east"], name="facility"),
+    )
+    power["power_total_mw"] = power["mining"] + power["inference"]
+    figure = charts.facility_power_figure(power)
+    names = [trace.name for trace in figure.data]
+    assert names == ["mining", "inference", "cap"] and figure.layout.barmode == "stack"
+    assert list(figure.data[2].y) == [9.5, 4.5]
+    gpus = pd.DataFrame(
+        {"inference": [3, 1], "spot": [2, 2], "idle": [1, 0], "failed": [0, 1]},
+        index=["west", "east"],
+    )
+    colours = {t.name: t.marker.color for t in charts.device_states_figure(gpus, "GPUs").data}
+    assert [name for name, colour in colours.items() if colour == "#d62728"] == ["failed"]
+    assert len(set(colours.values())) == len(colours)

@@ -38,7 +38,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from dashboards.navigation import PAGES, PageEntry
 from twin.scenario import PROJECT_ROOT
-from twin.service.local_server import free_port
+from twin.service.keys import create_key
+from twin.service.local_server import free_port, start_server
+from twin.service.sdk import Client
 
 CHROMIUM = "chromium"
 APP_START_TIMEOUT_S = 45.0
@@ -89,7 +91,7 @@ PAGE_CHECKS: dict[str, PageCheck] = {
     # add backtests without one to the shared results folder.
     "views/policy_lab.py": PageCheck(view=None, min_charts=4),
     # no platform API answers at the app's --api URL: the page says so instead of failing
-    "views/operations.py": PageCheck(view=None, min_charts=0, expect_text="does not answer"),
+    "views/operations.py": PageCheck(view=None, min_charts=5, expect_text="Recent device commands"),
     # revenue/cost by stream and net per facility
     "views/executive.py": PageCheck(view=None, min_charts=2),
     # billed (or another column) per customer
@@ -232,17 +234,43 @@ def _http_ok(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
+def platform_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A ``serve`` process (sandbox twin, background demand) with two workloads submitted:
+    its URL and an operator key, for the operations page."""
+    folder = tmp_path_factory.mktemp("platform")
+    db_url = f"sqlite:///{folder / 'platform.sqlite'}"
+    operator_key = create_key(db_url, "operator").key
+    customer_key = create_key(db_url, "customer", "Ada").key
+    port = free_port()
+    server = start_server(db_url, port, ["--speed", "300"], log=folder / "serve.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        customer = Client(url, customer_key)
+        for gpus in (2, 4):
+            customer.submit({"gpu_count": gpus, "estimated_duration_s": 3600})
+        yield url, operator_key
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+
+
+@pytest.fixture(scope="module")
 def dashboard_url(
-    tmp_path_factory: pytest.TempPathFactory, scenario_dir: Path, results_dir: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    scenario_dir: Path,
+    results_dir: Path,
+    platform_api: tuple[str, str],
 ) -> Iterator[str]:
-    """Base URL of ``python run.py dashboard`` serving the test results folder; the app
-    (and streamlit under it) is stopped afterwards."""
+    """Base URL of ``python run.py dashboard`` serving the test results folder and reading
+    the platform API with an operator key; the app (and streamlit under it) is stopped
+    afterwards."""
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard_log") / "dashboard.log"
+    api_url, operator_key = platform_api
     command = [
         *(sys.executable, "run.py", "dashboard", "--port", str(port)),
         *("--results", str(results_dir), "--scenarios", str(scenario_dir)),
-        *("--api", f"http://127.0.0.1:{free_port()}"),  # a port nobody answers on
+        *("--api", api_url),
     ]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
@@ -251,6 +279,7 @@ def dashboard_url(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, "HCP_API_KEY": operator_key},
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -22,11 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from drivers.base import AsicDriver
+from drivers.journal import JournaledAsicDriver
 from models.job_table import JobBatch
 from models.workload_types import TYPE_COUNT, WORKLOAD_SPECS
 from optimizer.interval_result import IntervalResult
 from optimizer.types import Snapshot
 from twin.live_controller import LiveController
+from twin.service.fleet_monitor import Alert, FleetMonitor
+from twin.service.fleet_sources import live_statuses
 from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
 from twin.service.workload_exchange import JobUpdate, WorkloadExchange
 
@@ -40,6 +44,9 @@ Reporter = Callable[[list[JobUpdate], TwinSnapshot], None]
 class LiveBridgeController(LiveController):
     """The live controller with the API's workloads (module docstring).
 
+    The ASIC driver's commands are journaled (:class:`drivers.journal.JournaledAsicDriver`)
+    into :attr:`fleet`, the operators' view, with each tick's measured facility statuses.
+
     Args:
         exchange: where the API's workloads come from.
         on_report: called after every tick with its status changes and snapshot, on the
@@ -48,12 +55,23 @@ class LiveBridgeController(LiveController):
     """
 
     def __init__(
-        self, *args: Any, exchange: WorkloadExchange, on_report: Reporter, **kwargs: Any
+        self,
+        world: Any,
+        policy: Any,
+        conservative: Any,
+        asic_driver: AsicDriver,
+        *args: Any,
+        exchange: WorkloadExchange,
+        on_report: Reporter,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        self.fleet = FleetMonitor(world.facility_ids)
+        journaled = JournaledAsicDriver(asic_driver, self.fleet.journal)
+        super().__init__(world, policy, conservative, journaled, *args, **kwargs)
         self.exchange = exchange
         self.on_report = on_report
         self._observed: Snapshot | None = None
+        self._was_conservative = False
 
     def observe(self, index: int, t0_s: float) -> Snapshot:
         """The live controller's snapshot, kept for the energy rates and the API's view."""
@@ -70,17 +88,38 @@ class LiveBridgeController(LiveController):
         go to ``on_report``."""
         super().step(index, t0_s)
         t1_s = t0_s + self.interval_s
+        self._observe_fleet(t1_s)
         updates = self.exchange.report(
             self.world, index, self._last_result, t1_s, self.energy_rates
         )
         self.on_report(updates, self.twin_snapshot(t1_s))
 
+    def _observe_fleet(self, t_s: float) -> None:
+        """The tick's measured statuses into :attr:`fleet`, with an alert when a stale
+        price feed switches the loop to its conservative policy (and when it ends)."""
+        n_facilities = len(self.facilities)
+        samples = self.samples[-n_facilities:]
+        if len(samples) < n_facilities:
+            return
+        conservative = self.policy is self.conservative
+        alerts = []
+        if conservative != self._was_conservative:
+            alerts.append(
+                Alert("critical", None, "price feed stale: conservative policy running")
+                if conservative
+                else Alert("info", None, "prices fresh again: primary policy running")
+            )
+        self._was_conservative = conservative
+        statuses = live_statuses(samples, self.world.gpu_fleet, self.world.jobs)
+        self.fleet.observe(t_s, statuses, alerts)
+
     def twin_snapshot(self, t_s: float) -> TwinSnapshot:
         """What the API shows at ``t_s`` [s since the loop started]: the prices and rental
         multiplier the last tick planned with, and the GPUs free now."""
         observed = self._observed
+        fleet = self.fleet.view()
         if observed is None:
-            return take_snapshot(self.world, t_s, self.interval_s, 1.0)
+            return take_snapshot(self.world, t_s, self.interval_s, 1.0, fleet=fleet)
         return take_snapshot(
             self.world,
             t_s,
@@ -88,6 +127,7 @@ class LiveBridgeController(LiveController):
             1.0,
             {state.facility_id: state.price_usd_per_mwh for state in observed.facilities},
             observed.market.gpu_rental_multiplier,
+            fleet=fleet,
         )
 
     def energy_rates(self, result: IntervalResult, index: int) -> tuple[np.ndarray, np.ndarray]:

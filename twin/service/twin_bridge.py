@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.journal import JournaledAsicDriver
 from models.fleet import N_GPU_USES, GpuUse
 from models.job_table import JobBatch
 from models.workload_types import BATCH, REALTIME, TRAINING, TYPE_COUNT, TYPE_NAMES
@@ -36,6 +37,8 @@ from twin.controller import Controller, World
 from twin.engine import build
 from twin.recorder import Recorder
 from twin.scenario import Scenario
+from twin.service.fleet_monitor import FleetMonitor
+from twin.service.fleet_sources import recorded_statuses
 from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
 from twin.service.workload_exchange import BridgeJob, JobUpdate, WorkloadExchange
 
@@ -89,10 +92,11 @@ class TwinBridge:
         twin = build(scenario)
         self.world = twin.world
         base = twin.controller
+        self.fleet = FleetMonitor(self.world.facility_ids)
         self.controller = BridgeController(
             base.world,
             base.policy,
-            base.asic_driver,
+            JournaledAsicDriver(base.asic_driver, self.fleet.journal),
             base.gpu_driver,
             base.recorder,
             exchange=self.exchange,
@@ -123,7 +127,13 @@ class TwinBridge:
     def snapshot(self) -> TwinSnapshot:
         """What the API shows of the twin now (call between ticks): prices and the rental
         multiplier of the world's signals at the simulated time reached."""
-        return take_snapshot(self.world, self.sim_time_s, self.controller.interval_s, self.speed)
+        return take_snapshot(
+            self.world,
+            self.sim_time_s,
+            self.controller.interval_s,
+            self.speed,
+            fleet=self.fleet.view(),
+        )
 
     def start(self) -> None:
         """Run ticks on a background thread until :meth:`stop`."""
@@ -144,6 +154,7 @@ class TwinBridge:
             return []
         controller.step(index, self.sim_time_s)
         self._index += 1
+        self.fleet.observe(self.sim_time_s, recorded_statuses(controller.recorder, index))
         updates = self.exchange.report(
             self.world,
             index,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from twin.service.api.schemas import FacilityAvailability
+from twin.service.fleet_view import FleetView
 
 if TYPE_CHECKING:
     from twin.controller import World
@@ -33,6 +34,7 @@ class TwinSnapshot:
         prices_usd_per_mwh: power price per facility id now [USD/MWh].
         gpu_rental_multiplier: market GPU rental price over its index now [-].
         pools: free GPUs per facility and GPU type (the A.2 availability items).
+        fleet: facility statuses, alerts and recent device commands (None: not tracked).
     """
 
     sim_time_s: float
@@ -41,6 +43,7 @@ class TwinSnapshot:
     prices_usd_per_mwh: dict[str, float]
     gpu_rental_multiplier: float
     pools: tuple[FacilityAvailability, ...]
+    fleet: FleetView | None = None
 
     @property
     def tick_wall_s(self) -> float:
@@ -55,6 +58,7 @@ def take_snapshot(
     speed: float,
     prices_usd_per_mwh: Mapping[str, float] | None = None,
     gpu_rental_multiplier: float | None = None,
+    fleet: FleetView | None = None,
 ) -> TwinSnapshot:
     """The snapshot of ``world`` at ``sim_time_s`` [s] (call between ticks, on the twin's
     thread).
@@ -68,6 +72,7 @@ def take_snapshot(
             ``sim_time_s``; live mode gives the prices its pollers saw).
         gpu_rental_multiplier: market GPU rental price over its index (None: the world's
             market at ``sim_time_s``).
+        fleet: the operators' view of the fleet (:mod:`service.fleet_monitor`).
     """
     if gpu_rental_multiplier is None:
         gpu_rental_multiplier = float(world.market.gpu_rental_multiplier.at(sim_time_s))
@@ -107,6 +112,7 @@ def take_snapshot(
         prices_usd_per_mwh=prices,
         gpu_rental_multiplier=multiplier,
         pools=tuple(pools),
+        fleet=fleet,
     )
 
 

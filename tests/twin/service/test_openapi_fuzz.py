@@ -30,10 +30,12 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator, FormatChecker
 
+from twin.scenario import PROJECT_ROOT, load_scenario
 from twin.service.api.app import ServiceConfig, create_app
 from twin.service.keys import NewKey, create_key
 from twin.service.openapi import SPEC_FILE
 from twin.service.security.totp import totp_code
+from twin.service.twin_bridge import TwinBridge
 
 SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text())
 COMPONENTS: dict[str, Any] = SPEC.get("components", {}).get("schemas", {})
@@ -480,14 +482,24 @@ def check_reply(call: Call, reply: httpx.Response, *, must_be_client_error: bool
 # ------------------------------------------------------------------ fixtures and tests
 
 
+@pytest.fixture(scope="module")
+def twin() -> TwinBridge:
+    """A sandbox twin after its first tick (stepped by hand: the fleet endpoints answer
+    from it; submitted work only queues)."""
+    scenario = load_scenario(PROJECT_ROOT / "scenarios" / "baseline.yaml", {"duration_days": 0.05})
+    bridge = TwinBridge(scenario, speed=600.0, background_demand=False)
+    bridge.step()
+    return bridge
+
+
 @pytest.fixture
-def service(db_url: str) -> Iterator[Service]:
-    """A service with a customer, an admin (staff, with TOTP) and two real workloads of
-    the customer, one of them cancelled."""
+def service(db_url: str, twin: TwinBridge) -> Iterator[Service]:
+    """A service over a twin with a customer, an admin (staff, with TOTP) and two real
+    workloads of the customer, one of them cancelled."""
     customer = create_key(db_url, "customer", "Fuzz Corp")
     staff = create_key(db_url, "admin")
     assert customer.customer_id is not None
-    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1e6, burst=1e6))
+    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1e6, burst=1e6, bridge=twin))
     with TestClient(app, raise_server_exceptions=False) as client:
         headers = {"X-API-Key": customer.key}
         ids = [

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from twin.scenario import Scenario, load_scenario
 from twin.service.api.app import ServiceConfig, create_app
 from twin.service.db import repository
 from twin.service.db.engine import make_engine, session_factory
@@ -33,6 +35,9 @@ from twin.service.security.api_keys import (
 )
 from twin.service.security.roles import AccessDecision, Action, Role, authorize
 from twin.service.security.totp import STEP_S, totp_code
+from twin.service.twin_bridge import TwinBridge
+
+BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.yaml"
 
 BATCH = {
     "workload_type": "ai_inference_batch",
@@ -86,6 +91,8 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/billing/usage"): Rule(Action.READ_BILLING_OWN, Action.READ_BILLING_ANY),
     ("GET", "/v1/facilities"): Rule(Action.READ_RESOURCES, Action.READ_RESOURCES),
     ("GET", "/v1/market"): Rule(Action.READ_RESOURCES, Action.READ_RESOURCES),
+    ("GET", "/v1/fleet/status"): Rule(Action.READ_FLEET, Action.READ_FLEET),
+    ("GET", "/v1/fleet/events"): Rule(Action.READ_FLEET, Action.READ_FLEET),
 }
 """Every (method, path template) the app serves and who may call it."""
 
@@ -244,9 +251,16 @@ def platform(db_url: str) -> Iterator[Platform]:
     with session_factory(engine)() as session:
         repository.revoke_api_key(session, keys.revoked.key_id)
     engine.dispose()
-    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1e6, burst=1e6))
+    bridge = TwinBridge(_small_scenario(), speed=600.0, background_demand=False)
+    bridge.step()  # the fleet endpoints answer from the twin's first tick
+    config = ServiceConfig(db_url=db_url, rate_per_s=1e6, burst=1e6, bridge=bridge)
+    app = create_app(config)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Platform(app, client, keys, db_url)
+
+
+def _small_scenario() -> Scenario:
+    return load_scenario(BASELINE, {"duration_days": 0.05})
 
 
 def _served_endpoints(app: FastAPI) -> set[tuple[str, str]]:

@@ -161,7 +161,8 @@ def test_the_live_loop_reports_each_tick_with_polled_prices() -> None:
     """In process: a job handed to the exchange before the loop starts runs in
     run_live's controller; every tick reports a snapshot at the end of its slot on the
     wall clock with the polled price, and the job's updates arrive in order, ending
-    completed with its GPU time and energy."""
+    completed with its GPU time and energy. The snapshots carry the fleet as measured:
+    the emulated miners' states and the device commands with their switch times."""
     scenario = load_scenario(
         LIVE_DEMO,
         {
@@ -200,3 +201,49 @@ def test_the_live_loop_reports_each_tick_with_polled_prices() -> None:
     updates = [u for batch, _ in reports for u in batch]
     assert [u.status for u in updates] == ["running", "completed"]
     assert updates[-1].gpu_seconds == pytest.approx(8.0) and updates[-1].energy_kwh > 0
+    fleet = snapshots[-1].fleet
+    assert fleet is not None and [f.facility_id for f in fleet.facilities] == ["lab"]
+    assert sum(fleet.facilities[0].asics.values()) == 12  # as the emulated miners report
+    assert fleet.facilities[0].power_by_use_mw["mining"] == fleet.facilities[0].power_total_mw
+    assert len([e for e in fleet.events if e.kind == "command"]) == fleet.commands_sent
+
+
+def test_live_device_commands_are_logged_with_their_switch_times() -> None:
+    """At a price far above the miners' strike the live loop puts them to sleep through
+    the emulated firmware API; the fleet view logs each command verified, with the time
+    from sending it to the read-back that verified it, and then counts the miners asleep."""
+    scenario = load_scenario(
+        LIVE_DEMO,
+        {
+            "facilities[lab].asics": [{"model": "antminer_s19j_pro", "count": 6}],
+            "facilities[lab].gpus": [],
+            "facilities[lab].power_cap_mw": 1.0,
+            "grid.prices": {"kind": "constant", "value": 9000.0},
+        },
+    )
+    snapshots: list[TwinSnapshot] = []
+    stop = threading.Event()
+
+    def report(updates: list[JobUpdate], snapshot: TwinSnapshot) -> None:
+        snapshots.append(snapshot)
+        fleet = snapshot.fleet
+        if fleet is not None and fleet.facilities and fleet.facilities[0].asics["active"] == 0:
+            stop.set()
+
+    run_live(
+        scenario,
+        LiveOptions(tick_s=TICK_S, duration_s=10.0, timeout_s=1.0),
+        stop=stop,
+        controller_factory=lambda *args: LiveBridgeController(
+            *args, exchange=WorkloadExchange(background_demand=False), on_report=report
+        ),
+    )
+    assert stop.is_set(), [s.fleet for s in snapshots]
+    fleet = snapshots[-1].fleet
+    assert fleet is not None
+    commands = [e for e in fleet.events if e.kind == "command"]
+    assert commands and len(commands) == fleet.commands_sent
+    assert all(e.verified and e.facility_id == "lab" for e in commands)
+    assert all(e.latency_ms is not None and 0 < e.latency_ms < 5000 for e in commands)
+    assert fleet.switch_times.batches >= 1 and fleet.switch_times.max_ms > 0
+    assert fleet.facilities[0].asics["sleeping"] == 6

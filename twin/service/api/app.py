@@ -17,9 +17,9 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
 from optimizer.classify import Submission, classify, validate_submission
 from twin.service import audit
-from twin.service.api.auth import Authenticator, Principal
+from twin.service.api.auth import Authenticator, Caller, Principal
+from twin.service.api.fleet_routes import add_fleet_routes
 from twin.service.api.schemas import (
     Availability,
     EstimatedCost,
@@ -136,6 +137,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         config.bridge.on_update = lambda updates: apply_updates(writes, updates, callbacks)
         _resume(sessions, config.bridge)
     _routes(app, sessions, writes, auth, config, callbacks)
+    add_fleet_routes(app, auth, config.bridge)
     _document_problems(app)
     return app
 
@@ -159,6 +161,8 @@ def _error_codes(path: str, method: str) -> list[str]:
     if not path.startswith("/v1/"):
         return []
     codes = ["401", "403", "422", "429"]
+    if path.startswith("/v1/fleet/"):
+        codes.append("503")
     if "{" in path:
         codes.append("404")
     if method == "post":
@@ -199,17 +203,6 @@ def _document_problems(app: FastAPI) -> None:
 
 
 # ---------------------------------------------------------------------- routes
-
-
-async def _caller(request: Request) -> Principal:
-    """The authenticated caller, resolved before the request's parameters and body are
-    validated: a request without a valid key gets 401, never a validation error."""
-    auth: Authenticator = request.app.state.auth
-    return await auth.principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
-"""An endpoint parameter that receives the authenticated caller."""
 
 
 def _routes(

@@ -18,8 +18,9 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -188,3 +189,14 @@ def _presented_key(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token:
         return token.strip()
     return None
+
+
+async def _caller(request: Request) -> Principal:
+    """The authenticated caller, resolved before the request's parameters and body are
+    validated: a request without a valid key gets 401, never a validation error."""
+    auth: Authenticator = request.app.state.auth
+    return await auth.principal(request)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+"""An endpoint parameter that receives the authenticated caller."""

@@ -137,3 +137,66 @@ class ProblemDetail(_Body):
     title: str
     status: int
     errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+class FleetFacility(_Body):
+    """One facility after the twin's last tick (``GET /v1/fleet/status``); power in MW."""
+
+    facility_id: str
+    price_usd_per_mwh: float
+    power_cap_mw: float
+    power_total_mw: float
+    power_by_use_mw: dict[str, float] = Field(
+        description="mining, inference, batch, training, spot, gpu_idle, overhead [MW]"
+    )
+    curtailed_mw: float
+    hashrate_ths: float
+    asics: dict[str, int] = Field(description="miners by state: active, sleeping, failed")
+    gpus: dict[str, int] = Field(
+        description="GPUs by use or state: inference, batch, training, spot, idle, failed"
+    )
+    running_jobs: int
+    grid_event_fraction: float
+    four_cp: bool
+
+
+class SwitchTimesView(_Body):
+    """Switch times of recent command batches: send to verified read-back [ms]."""
+
+    batches: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+class FleetStatus(_Body):
+    """``GET /v1/fleet/status``: the fleet as of the twin's last tick."""
+
+    sim_time_s: float
+    as_of: datetime = Field(description="the twin's time as a UTC instant")
+    facilities: list[FleetFacility]
+    switch_times: SwitchTimesView
+    commands_sent: int
+    command_failures: int
+    last_event_seq: int = Field(description="pass as `since` to read only newer events")
+
+
+class FleetEventView(_Body):
+    """One alert or device command (``GET /v1/fleet/events``)."""
+
+    seq: int
+    at: datetime = Field(description="wall clock when it happened (UTC)")
+    sim_time_s: float
+    kind: Literal["command", "alert"]
+    severity: Literal["info", "warning", "critical"]
+    facility_id: str | None
+    message: str
+    latency_ms: float | None = Field(description="commands: the batch's switch time [ms]")
+    verified: bool | None
+
+
+class FleetEvents(_Body):
+    """``GET /v1/fleet/events``: events after ``since``, oldest first."""
+
+    events: list[FleetEventView]
+    next_since: int = Field(description="pass as `since` next time")

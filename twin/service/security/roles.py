@@ -37,6 +37,7 @@ class Action(StrEnum):
     READ_AUDIT = "read_audit"
     VERIFY_AUDIT = "verify_audit"
     MANAGE_FACILITIES = "manage_facilities"
+    READ_FLEET = "read_fleet"
 
 
 class AccessDecision(StrEnum):
@@ -64,6 +65,7 @@ _OPERATOR_ACTIONS = _CUSTOMER_ACTIONS | {
     Action.READ_AUDIT,
     Action.VERIFY_AUDIT,
     Action.MANAGE_FACILITIES,
+    Action.READ_FLEET,
 }
 _ADMIN_ACTIONS = frozenset(Action)
 
