@@ -32,6 +32,8 @@ REFRESH_CHOICES_S = (5, 10, 30, 60)
 DEFAULT_REFRESH_S = 10
 RECENT_WORKLOADS = 25
 RECENT_EVENTS = 50
+ALERT_COLUMNS = ["at", "sim_time_s", "severity", "facility_id", "message"]
+COMMAND_COLUMNS = ["at", "facility_id", "message", "latency_ms", "verified"]
 
 
 def sidebar(settings: DashboardSettings) -> tuple[PlatformClient, int | None]:
@@ -145,22 +147,24 @@ def show_fleet(client: PlatformClient) -> None:
     right.plotly_chart(
         charts.device_states_figure(fleet.gpus, "GPUs by use"), key="chart:gpu_states"
     )
-    st.subheader("Alerts")
-    if alerts.empty:
-        st.info("No alerts.")
+    _event_table("Alerts", alerts, ALERT_COLUMNS, "No alerts.", "table:alerts")
+    _event_table(
+        "Recent device commands",
+        commands,
+        COMMAND_COLUMNS,
+        "No device commands yet.",
+        "table:commands",
+    )
+
+
+def _event_table(
+    title: str, events: pd.DataFrame, columns: list[str], empty_text: str, key: str
+) -> None:
+    st.subheader(title)
+    if events.empty:
+        st.info(empty_text)
     else:
-        st.dataframe(
-            alerts[["at", "sim_time_s", "severity", "facility_id", "message"]],
-            key="table:alerts",
-        )
-    st.subheader("Recent device commands")
-    if commands.empty:
-        st.info("No device commands yet.")
-    else:
-        st.dataframe(
-            commands[["at", "facility_id", "message", "latency_ms", "verified"]],
-            key="table:commands",
-        )
+        st.dataframe(events[columns], key=key)
 
 
 def _ms(value: float | None) -> str:

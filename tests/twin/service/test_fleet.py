@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from drivers.base import AsicCommand, ClassCountingAsicDriver, CommandResult
 from drivers.journal import AppliedBatch, JournaledAsicDriver
@@ -194,3 +195,26 @@ def test_fleet_endpoints_answer_503_without_a_twin(db_url: str) -> None:
         reply = client.get("/v1/fleet/status", headers={"X-API-Key": operator.key})
     assert reply.status_code == 503
     assert "no twin" in reply.json()["title"]
+
+
+def test_metrics_expose_the_fleet_in_prometheus_format(fleet_service) -> None:
+    """``/metrics`` parses as Prometheus text; per facility the power by use adds up to the
+    fleet status's total, and command counters match the status."""
+    client, bridge, operator, _ = fleet_service
+    for _ in range(2):
+        bridge.step()
+    text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    status = client.get("/v1/fleet/status", headers=operator).json()
+    power = families["hcp_facility_power_mw"].samples
+    for facility in status["facilities"]:
+        mine = [s.value for s in power if s.labels["facility"] == facility["facility_id"]]
+        assert sum(mine) == pytest.approx(facility["power_total_mw"], rel=1e-9)
+    commands = {s.labels["result"]: s.value for s in families["hcp_device_commands"].samples}
+    assert commands["verified"] + commands["failed"] == status["commands_sent"]
+    assert families["hcp_twin_time_seconds"].samples[0].value == status["sim_time_s"]
+    assert {s.labels["state"] for s in families["hcp_miners"].samples} == {
+        "active",
+        "sleeping",
+        "failed",
+    }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -54,6 +55,7 @@ from twin.service.db.migrate import upgrade
 from twin.service.db.models import Customer
 from twin.service.db.repository import WorkloadRow
 from twin.service.db.write_queue import WriteQueue
+from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
 from twin.service.status_sync import apply_updates, callback_secret, notify
@@ -86,6 +88,10 @@ class ServiceConfig:
     callback_secret: bytes | None = None
     """HMAC key of status callbacks (None: $HCP_CALLBACK_SECRET, else a random key for
     this process, logged as a warning since receivers cannot know it)."""
+    request_threads: int = 24
+    """Threads that run blocking request handlers (database reads) at once; fewer than
+    the connection pool holds (db.engine.POOL_SIZE), so requests never wait on a
+    connection being opened."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,6 +109,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = config.request_threads
         yield
         if config.bridge is not None:
             config.bridge.on_update = None
@@ -213,6 +220,11 @@ def _routes(
     config: ServiceConfig,
     callbacks: CallbackSender,
 ) -> None:
+    # A SQLite read of one row by key takes tens of microseconds and, in WAL mode, never
+    # waits for the writer: it runs on the event loop, since handing it to a thread costs
+    # more than the read. Reads over a network (PostgreSQL) go to the thread pool.
+    reads_inline = sessions.kw["bind"].url.get_backend_name() == "sqlite"
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         """Liveness: the database answers and the twin (if any) runs; 503 otherwise."""
@@ -327,7 +339,7 @@ def _routes(
             with sessions() as session:
                 return repository.get_workload(session, workload_id, scope)
 
-        workload = await run_in_threadpool(read)
+        workload = read() if reads_inline else await run_in_threadpool(read)
         if workload is None:
             raise HTTPException(404, f"no workload {workload_id}")
         return _view(workload)
@@ -478,11 +490,14 @@ def _routes(
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
-        """Prometheus metrics of the service."""
+        """Prometheus metrics of the service: workloads by status and, with a twin, its
+        fleet (service.fleet_metrics)."""
         with sessions() as session:
             counts = repository.status_counts(session)
         lines = ["# TYPE hcp_workloads gauge"]
         lines += [f'hcp_workloads{{status="{k}"}} {v}' for k, v in sorted(counts.items())]
+        if config.bridge is not None:
+            lines += fleet_metrics_lines(config.bridge.snapshot())
         return "\n".join(lines) + "\n"
 
 

@@ -43,6 +43,12 @@ DATABASE_URL_ENV = "HCP_DATABASE_URL"
 DEFAULT_URL = "sqlite:///results/service/hcp.db"
 """Embedded default: a SQLite file under ``results/service/`` of the working directory."""
 
+POOL_SIZE = 32
+"""Connections the pool keeps open: at least the API's request threads plus its writer, so
+a burst of requests never opens (and configures) connections that are closed again."""
+POOL_OVERFLOW = 16
+"""Extra connections allowed beyond POOL_SIZE at a peak (closed when returned)."""
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite connection waits for another writer's lock [ms]."""
 
@@ -92,7 +98,13 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     resolved = resolve_url(url)
     if resolved.get_backend_name() == "sqlite":
         return _make_sqlite_engine(resolved, echo=echo)
-    return create_engine(resolved, echo=echo, pool_pre_ping=True)
+    return create_engine(
+        resolved,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+    )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -106,7 +118,10 @@ def _make_sqlite_engine(url: URL, *, echo: bool) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+    pool: dict[str, Any] = {}
+    if database and database != ":memory:":  # a file: the default QueuePool, sized
+        pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False}, **pool)
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
