@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/baseline.yaml
 OUT ?= results/baseline
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test suite lint format bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ run: setup
 test: setup lint
 	scripts/system_packages.sh
 	HCP_TEST_POSTGRES_URL="$$(scripts/postgres_test_url.sh)" $(BIN)/python -m pytest -q
+
+# The CI scenario suite: KPIs of shortened library scenarios against recorded values.
+suite: setup
+	$(BIN)/python run.py suite scenarios/suites/ci.yaml --quiet \
+		--junit results/ci-junit.xml --summary results/ci-summary.md
 
 lint: setup
 	$(BIN)/ruff check .

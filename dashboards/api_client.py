@@ -43,6 +43,18 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "verified",
 )
 
+RESOURCE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "facility_id",
+    "type",
+    "subtype",
+    "status",
+    "devices",
+    "out_of_service",
+    "reason",
+    "updated_at",
+)
+
 WORKLOAD_STATUSES: tuple[str, ...] = get_args(WorkloadStatus)
 """Workload statuses of the API (WorkloadView.status), in lifecycle order."""
 
@@ -286,6 +298,16 @@ class PlatformClient:
         columns = list(EVENT_COLUMNS)
         frame = pd.DataFrame([{c: e.get(c) for c in columns} for e in events], columns=columns)
         return frame.iloc[::-1].head(limit).reset_index(drop=True)
+
+    def resources(self) -> pd.DataFrame:
+        """``GET /v1/resources`` (staff keys): one row per device pool with ``id``,
+        ``facility_id``, ``type``, ``subtype``, ``status``, ``devices``,
+        ``out_of_service``, ``reason`` and ``updated_at``."""
+        endpoint = "/v1/resources"
+        rows = self._json(endpoint)
+        if not isinstance(rows, list):
+            raise ApiError(endpoint, 200, "expected a JSON array")
+        return pd.DataFrame(rows, columns=list(RESOURCE_COLUMNS))
 
     # ------------------------------------------------------------------ transport
 

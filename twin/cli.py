@@ -21,6 +21,11 @@ Commands:
       a customer's workloads, through the API.
   dashboard [--port P] [--results DIR] [--api URL] (see twin.cli_dashboard)
       the Streamlit dashboards (scenario lab, policy lab).
+  sweep SCENARIO --grid PATH=V1,V2 --seeds N [--workers W | --scheduler ADDR] (twin.cli_sweep)
+  suite SUITE [--update] [--junit FILE] [--summary FILE] [--out DIR]  (see twin.cli_suite)
+  capacity RUN_DIR [--growth G] [--percentile P] [--horizon-years Y]
+      headroom per facility and when GPUs or power run out as AI demand grows
+      (capacity.md and capacity.html in the run folder).
   audit verify [--db URL]
       check the audit log's hash chain.
 
@@ -128,7 +133,52 @@ def _parser() -> argparse.ArgumentParser:
     from twin.cli_dashboard import add_dashboard_parser
 
     add_dashboard_parser(commands)
+    _add_capacity_parser(commands)
+    from twin.cli_suite import add_suite_parser
+
+    add_suite_parser(commands)
+    from twin.cli_sweep import add_sweep_parser
+
+    add_sweep_parser(commands)
     return parser
+
+
+def _add_capacity_parser(commands: Any) -> None:
+    capacity = commands.add_parser(
+        "capacity", help="headroom and runway per facility as AI demand grows"
+    )
+    capacity.add_argument("run_dir", type=Path, help="a results folder written by simulate")
+    capacity.add_argument(
+        "--growth",
+        type=float,
+        default=0.4,
+        help="AI demand growth per year as a fraction (0.4: +40 %% a year; default 0.4)",
+    )
+    capacity.add_argument(
+        "--percentile",
+        type=float,
+        default=95.0,
+        help="percentile of the run's intervals taken as today's demand (default 95)",
+    )
+    capacity.add_argument(
+        "--horizon-years", type=float, default=5.0, help="projection span (default 5)"
+    )
+    capacity.set_defaults(handler=_capacity)
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from twin.capacity import CapacityError
+    from twin.capacity_report import write_capacity_report
+
+    try:
+        _, markdown_path, html_path = write_capacity_report(
+            args.run_dir, args.growth, args.percentile, args.horizon_years
+        )
+    except CapacityError as error:
+        raise InputError(str(error)) from None
+    print(markdown_path.read_text(encoding="utf-8"), end="")
+    print(f"\nwritten: {markdown_path} and {html_path}")
+    return 0
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:

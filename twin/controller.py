@@ -10,7 +10,11 @@
 * **advance** — new workloads arrive, the scheduler plays the interval, the world's physics
   steps the fleets (in live mode the real world does this part); the GPUs' use labels are
   the world's bookkeeping of the scheduler's result and go on the fleet in one call;
-* **record** — money, energy and state per facility go to the recorder.
+* **record** — money, energy and state per facility go to the recorder;
+* **health** (simulation) — injected faults act on the world at each tick's start
+  (:mod:`twin.fault_injection`: devices out, impaired miners, cut-off sites, stale prices,
+  a silent pool), and after recording the health monitor (:mod:`twin.health`) turns the
+  interval into telemetry and alerts, which take devices out of service.
 
 Only this module composes models, optimizer and drivers; it reads time from the ``t_s`` it
 is given, which the engine takes from ``env.now``.
@@ -65,6 +69,7 @@ from optimizer.types import (
     Snapshot,
 )
 from twin.accounting import IntervalInputs, settle_interval
+from twin.health import HealthMonitor
 from twin.horizon import make_horizon_provider
 from twin.recorder import Recorder
 from twin.scenario import Facility, Scenario
@@ -127,8 +132,13 @@ class Controller:
         asic_driver: AsicDriver,
         gpu_driver: GpuDriver,
         recorder: Recorder,
+        health: HealthMonitor | None = None,
     ) -> None:
+        """``health``: the fault injector and health monitor of a simulated world (None:
+        no faults, no telemetry, no detection)."""
         self.world = world
+        self.health = health
+        self.injector = health.injector if health is not None else None
         self.policy = policy
         self.asic_driver = asic_driver
         self.gpu_driver = gpu_driver
@@ -160,6 +170,13 @@ class Controller:
         self._class_cache: dict[int, tuple[list[list[int]], tuple[AsicClassState, ...]]] = {}
         self._requests: list[CurtailRequest] = []
         self._last_mw = np.zeros(len(self.facilities))
+        self._price_history: list[list[float]] = [[] for _ in self.facilities]
+        """Prices the controller saw per facility, the last hour's worth [USD/MWh]."""
+        self._paid_fraction = [1.0] * len(self.facilities)
+        """Share of each facility's hashrate the pool accepted this interval [-]."""
+        self._true_price = [0.0] * len(self.facilities)
+        """The settlement point price of the interval per facility, what energy settles at
+        even when the controller saw a stale one [USD/MWh]."""
         self._running_by_pool = np.zeros(len(world.pools), dtype=np.int64)
         self.last_plan: Plan | None = None
         self.command_failures = 0
@@ -203,11 +220,15 @@ class Controller:
 
     def step(self, index: int, t0_s: float) -> None:
         """One dispatch interval starting at ``t0_s`` [s]."""
+        if self.injector is not None:
+            self.injector.begin_interval(t0_s, t0_s + self.interval_s)
         snapshot = self.observe(index, t0_s)
         if self.horizon_provider is not None:
             horizon = self.horizon_provider.horizon(snapshot, index, self._last_result)
             snapshot = replace(snapshot, horizon=horizon)
         plan = self._guard(snapshot, self.policy.decide(snapshot))
+        if self.health is not None and self.health.mining_paused.any():
+            plan = self._pause_mining(plan)
         self.last_plan = plan
         limits = self.act(snapshot, plan)
         self.advance_and_record(index, snapshot, plan, limits)
@@ -235,7 +256,8 @@ class Controller:
         states = []
         self._requests = []
         for f, facility in enumerate(self.facilities):
-            price = world.grid.price_usd_per_mwh(facility.settlement_point, t0_s)
+            self._true_price[f] = world.grid.price_usd_per_mwh(facility.settlement_point, t0_s)
+            price = self._observed_price(f, t0_s, self._true_price[f])
             request = world.grid.curtail_request(facility.id, t0_s)
             self._requests.append(request)
             states.append(
@@ -256,6 +278,33 @@ class Controller:
                 )
             )
         return Snapshot(t0_s, self.interval_s, market, tuple(states), ancillary)
+
+    def _observed_price(self, f: int, t0_s: float, price_usd_per_mwh: float) -> float:
+        """The price the controller uses for facility ``f`` [USD/MWh]: the feed's, or while
+        the feed is stale the highest price seen in the last hour (a conservative fallback:
+        it curtails rather than mines at an unknown price)."""
+        if self.injector is None:
+            return price_usd_per_mwh
+        history = self._price_history[f]
+        if self.injector.site_active("price_feed_gap", f, t0_s) and history:
+            return max(history)
+        history.append(price_usd_per_mwh)
+        del history[: -max(1, round(3600.0 / self.interval_s))]
+        return price_usd_per_mwh
+
+    def _pause_mining(self, plan: Plan) -> Plan:
+        """Sleep every miner of the facilities whose pool accepts no shares."""
+        assert self.health is not None  # the caller checks; narrows the type
+        paused = self.health.mining_paused
+        facilities = tuple(
+            replace(p, asic_active=dict.fromkeys(p.asic_active, 0)) if paused[f] else p
+            for f, p in enumerate(plan.facilities)
+        )
+        return replace(plan, facilities=facilities)
+
+    def _partitioned(self, f: int, t_s: float) -> bool:
+        """Whether the controller has lost contact with facility ``f`` at ``t_s``."""
+        return self.injector is not None and self.injector.site_active("network_partition", f, t_s)
 
     def _asic_classes(self, f: int, counts: list[list[int]]) -> tuple[AsicClassState, ...]:
         """One state per model present at facility ``f``; ``counts[m][state]`` [-]. Reuses
@@ -329,6 +378,8 @@ class Controller:
         """Send miner commands through the driver; return the scheduler's pool limits."""
         commands = []
         for f, state in enumerate(snapshot.facilities):
+            if self._partitioned(f, snapshot.t_s):
+                continue  # not delivered: the site's miners keep their last setpoints
             facility_plan = plan.facility(state.facility_id)
             for cls in state.asic_classes:
                 target = facility_plan.asic_active[cls.model_id]
@@ -362,6 +413,11 @@ class Controller:
                     limits[entry.scheduler_index] = hashrate_ths
                 else:
                     limits[entry.scheduler_index] = gpu_limits[entry.type_id]
+            if self._partitioned(f, snapshot.t_s):
+                busy = self.world.scheduler.busy
+                for entry in self._entries_by_facility[f]:  # no new work where we cannot reach
+                    index = entry.scheduler_index
+                    limits[index] = min(limits[index], float(busy[index]))
         return limits
 
     # ------------------------------------------------------------------ advance + record
@@ -387,12 +443,20 @@ class Controller:
         busy_gpu_s = self._busy_gpu_s(result, spot)
         world.gpu_fleet.apply_uses_all(busy_gpu_s / dt_s)
         asic_step = world.asic_fleet.step(t0_s, dt_s, ambient)
+        if self.injector is not None:
+            asic_step = self.injector.asic_step(asic_step, t0_s, dt_s)
+            self._paid_fraction = [
+                1.0 - self.injector.site_share("pool_outage", f, t0_s, t0_s + dt_s)
+                for f in range(len(self.facilities))
+            ]
         gpu_step = world.gpu_fleet.step(t0_s, dt_s, busy_gpu_s, ambient)
         totals = self._facility_totals(snapshot, result, spot, asic_step, gpu_step)
         for f in range(len(self.facilities)):
             row = self._facility_row(f, snapshot, totals)
             self._last_mw[f] = row["power_total_mw"]
             self.recorder.record(index, f, row)
+        if self.health is not None:
+            self.health.end_interval(t0_s, dt_s, np.asarray(totals.hashrate_ths))
 
     def arrivals(self, t0_s: float, t1_s: float) -> JobBatch:
         """Jobs submitted in ``[t0_s, t1_s)`` [s], sorted by submission time: the scenario's
@@ -457,7 +521,7 @@ class Controller:
         offer_mw, offer_price = self._ancillary_offer(snapshot, facility.id)
         inputs = IntervalInputs(
             dt_s=self.interval_s,
-            price_usd_per_mwh=state.price_usd_per_mwh,
+            price_usd_per_mwh=self._true_price[f],
             contract=facility.contract,
             pue_mining=state.pue_mining,
             pue_ai=state.pue_ai,
@@ -467,7 +531,7 @@ class Controller:
             it_training_mw=kw[GpuUse.TRAINING] / 1000.0,
             it_spot_mw=kw[GpuUse.SPOT] / 1000.0,
             it_gpu_idle_mw=(kw[GpuUse.IDLE] + kw[GpuUse.OFF]) / 1000.0,
-            hashrate_ths=totals.hashrate_ths[f],
+            hashrate_ths=totals.hashrate_ths[f] * self._paid_fraction[f],
             hashprice_usd_per_ths_day=market.hashprice_usd_per_ths_day,
             revenue_ai_inference_usd=revenue[REALTIME] + revenue[BATCH],
             revenue_training_usd=revenue[TRAINING],
@@ -484,13 +548,13 @@ class Controller:
         )
         row = settle_interval(inputs)
         row.update(
-            price_usd_per_mwh=state.price_usd_per_mwh,
+            price_usd_per_mwh=self._true_price[f],
             ambient_c=state.ambient_c,
             pue_mining=state.pue_mining,
             pue_ai=state.pue_ai,
             power_cap_mw=state.power_cap_mw,
             curtailed_mw=max(0.0, full_mining_it_mw - inputs.it_mining_mw),
-            hashrate_ths=inputs.hashrate_ths,
+            hashrate_ths=totals.hashrate_ths[f],
             asics_active=float(totals.asics_active[f]),
             asics_sleeping=float(totals.asics_sleeping[f]),
             asics_failed=float(totals.asics_failed[f]),

@@ -24,14 +24,19 @@ import simpy
 from datasets import sources
 from datasets.signals import SeriesSignal, Signal, SignalRangeError
 from drivers.sim import SimAsicDriver, SimGpuDriver
+from models.faults import FleetLayout, resolve_faults
 from models.fleet import AsicFleet, GpuFleet
 from models.grid import Grid
 from models.market import Market
+from models.telemetry import reading_offsets_s
 from models.workloads import JobTable, WorkloadGenerator, make_customers
 from optimizer.policies import Policy, PolicyContext, make_policy
 from optimizer.pools import pools_from_scenario, scenario_gpu_type_ids
 from optimizer.scheduler import Scheduler
+from twin.anomaly_score import faults_frame, score_alerts
 from twin.controller import Controller, World, ambient_table
+from twin.fault_injection import FaultInjector
+from twin.health import HealthMonitor
 from twin.kpis import compute_kpis, dump_kpis
 from twin.recorder import Recorder, run_metadata
 from twin.rng import spawn_generators
@@ -195,6 +200,7 @@ class Twin:
             float(scenario.dispatch_interval_s),
             scenario.start,
         )
+        self.health = build_health(scenario, self.world)
         clock: Callable[[], float] = lambda: float(env.now)  # noqa: E731
         self.controller = Controller(
             self.world,
@@ -202,6 +208,7 @@ class Twin:
             SimAsicDriver(self.world.asic_fleet, clock),
             SimGpuDriver(self.world.gpu_fleet, clock),
             self.recorder,
+            health=self.health,
         )
 
     def run(self, progress: Callable[[float], None] | None = None) -> RunResult:
@@ -226,8 +233,80 @@ class Twin:
             wall_s=wall_s,
             interval_s=float(self.scenario.dispatch_interval_s),
         )
+        kpis["anomaly"] = self._health_results()
         metadata = run_metadata(self.scenario, self.scenario.seed, wall_s, started_at)
         return RunResult(self.scenario, timeseries, jobs, kpis, metadata, self.recorder)
+
+    def _health_results(self) -> dict[str, Any]:
+        """Put faults, alerts and telemetry on the recorder; score the alerts."""
+        scenario, health = self.scenario, self.health
+        end_s = scenario.duration_s
+        health.injector.close(end_s)
+        faults = faults_frame(
+            health.injector.events, self.world.facility_ids, scenario.start, end_s
+        )
+        alerts = health.alerts()
+        tables = self.recorder.tables
+        tables["faults"] = faults
+        tables["alerts"] = alerts
+        if scenario.telemetry.enabled:
+            tables["telemetry_summary"] = health.telemetry_summary(self.world.facility_ids)
+            if scenario.telemetry.sample_per_class > 0:
+                tables["telemetry"] = health.telemetry_detail()
+        grace_s = float(scenario.dispatch_interval_s) + scenario.detection.heartbeat_timeout_s
+        return score_alerts(alerts, faults, end_s, grace_s)
+
+
+def fault_start_offsets_s(scenario: Scenario) -> list[float]:
+    """Onset of each declared fault [s since scenario start] (validation rejects onsets
+    before the start)."""
+    offsets = []
+    for fault in scenario.faults:
+        if fault.start is not None:
+            offset_s = (fault.start - scenario.start).total_seconds()
+        else:
+            offset_s = float(fault.start_offset_h or 0.0) * 3600.0
+        offsets.append(offset_s)
+    return offsets
+
+
+def build_health(scenario: Scenario, world: World) -> HealthMonitor:
+    """Fault events (seeded ``faults`` stream), the injector and the health monitor
+    (seeded ``telemetry`` stream) for ``world``."""
+    rngs = spawn_generators(scenario.seed)
+    asic, gpu = world.asic_fleet, world.gpu_fleet
+    layout = FleetLayout(
+        asic_facility=asic.facility.astype(np.int64),
+        asic_model=np.array([m.model_id for m in asic.models])[asic.model.astype(np.int64)]
+        if asic.n_devices
+        else np.zeros(0, dtype=str),
+        gpu_facility=gpu.facility.astype(np.int64),
+        gpu_type=np.array([t.type_id for t in gpu.types])[gpu.type.astype(np.int64)]
+        if gpu.n_devices
+        else np.zeros(0, dtype=str),
+        gpu_node=gpu.node.astype(np.int64),
+    )
+    events = resolve_faults(
+        scenario.faults,
+        scenario.fault_rates,
+        fault_start_offsets_s(scenario),
+        world.facility_ids,
+        layout,
+        scenario.duration_s,
+        rngs["faults"],
+    )
+    interval_s = float(scenario.dispatch_interval_s)
+    telemetry = scenario.telemetry
+    injector = FaultInjector(
+        events,
+        asic,
+        gpu,
+        len(world.facility_ids),
+        reading_offsets_s(interval_s, telemetry.asic_interval_s),
+    )
+    return HealthMonitor(
+        asic, gpu, injector, telemetry, scenario.detection, rngs["telemetry"], interval_s
+    )
 
 
 def build(scenario: Scenario, mode: str = "sim") -> Twin:

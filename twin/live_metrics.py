@@ -1,5 +1,5 @@
 """Prometheus metrics of a live run: loop lag, power against caps, prices and their age,
-miners by state, commands and their verification, unhealthy devices.
+miners by state, commands and their verification, unhealthy devices, health alerts.
 
 One registry per live run (so tests and several runs in one process do not collide),
 served over HTTP by :meth:`LiveMetrics.serve` at ``/metrics``.
@@ -7,7 +7,7 @@ served over HTTP by :meth:`LiveMetrics.serve` at ``/metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -52,6 +52,12 @@ class LiveMetrics:
         self.unhealthy = Gauge(
             "hcp_unhealthy_devices", "Devices marked unhealthy by their driver", registry=r
         )
+        self.alerts = Counter(
+            "hcp_health_alerts",
+            "Health monitor alerts (twin.health), by detector and target",
+            ["facility", "detector", "target"],
+            registry=r,
+        )
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``address:port`` from a daemon thread."""
@@ -79,3 +85,9 @@ class LiveMetrics:
         """Miners per (model, state name) at one facility."""
         for (model, state), count in counts.items():
             self.miners.labels(facility_id, model, state).set(count)
+
+    def record_alerts(self, alerts: Iterable[tuple[str, str, str]]) -> None:
+        """Count alerts given as (facility id, detector, target) triples (``alerts.parquet``
+        rows of this tick)."""
+        for facility_id, detector, target in alerts:
+            self.alerts.labels(facility_id, detector, target).inc()

@@ -7,6 +7,8 @@ columns (no allocation, no polars, no dict building inside the loop). At the end
     results/<run>/metadata.yaml       run_metadata(): seed, resolved scenario, git, versions
     results/<run>/timeseries.parquet  Recorder.timeseries(): long form, facility x interval
     results/<run>/jobs.parquet        one row per job (JOBS_SCHEMA)
+    results/<run>/<name>.parquet      Recorder.tables: faults, alerts, telemetry_summary,
+                                      telemetry (sampled devices), see twin.health
     results/<run>/kpis.json           twin.kpis.compute_kpis() via twin.kpis.dump_kpis()
     results/<run>/report.html         twin.report.write_report()
 
@@ -214,6 +216,9 @@ class Recorder:
             (self.n_intervals, len(ids), len(TIMESERIES_COLUMNS)), np.nan, dtype=np.float64
         )
         self._recorded = np.zeros(self.n_intervals, dtype=bool)
+        self.tables: dict[str, pl.DataFrame] = {}
+        """Further tables of the run (faults, alerts, telemetry), written as
+        ``<name>.parquet`` next to the time series."""
         self._positions: dict[tuple[str, ...], np.ndarray] = {}
         """Column positions of each set of names :meth:`record` has seen (a loop records
         the same names every interval)."""
@@ -343,6 +348,9 @@ class Recorder:
             timeseries.write_parquet(handle)
         with atomic_output(out_dir / JOBS_FILE, binary=True) as handle:
             jobs.write_parquet(handle)
+        for name, table in self.tables.items():
+            with atomic_output(out_dir / f"{name}.parquet", binary=True) as handle:
+                table.write_parquet(handle)
         dump_kpis(kpis, out_dir / KPIS_FILE)
         with atomic_output(out_dir / METADATA_FILE) as handle:
             handle.write(metadata_text)

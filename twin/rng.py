@@ -22,6 +22,7 @@ STREAMS = (
     "customers",
     "faults",
     "scheduler",
+    "telemetry",
 )
 
 

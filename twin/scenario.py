@@ -2,8 +2,9 @@
 
 A scenario file is YAML. ``base: other.yaml`` (relative to the file) makes it a what-if:
 the base is loaded first and this file's keys are deep-merged over it. Mappings merge key by
-key; lists of mappings that all carry an ``id`` merge item by item on ``id`` (an item with
-``remove: true`` drops that id); any other list replaces the base list.
+key, except that a mapping whose ``kind`` differs from the base's replaces it; lists of
+mappings that all carry an ``id`` merge item by item on ``id`` (an item with ``remove: true``
+drops that id); any other list replaces the base list.
 
 Every problem is reported as ``path: reason`` with the path in the file's own terms, e.g.
 ``facilities[1].power_cap_mw: must be > 0``; :class:`ScenarioError` carries all of them.
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from models.hardware import ASIC_CATALOG, GPU_CATALOG, AsicSpec, GpuSpec
+from twin.scenario_faults import Detection, Fault, FaultRates, Telemetry, fault_problems
 from twin.scenario_scheduling import Region, Scheduling
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -586,6 +588,10 @@ class Scenario(Strict):
     workloads: Workloads = Workloads()
     scheduling: Scheduling = Scheduling()
     policy: Policy = StrikePolicy()
+    faults: list[Fault] = []
+    fault_rates: FaultRates = FaultRates()
+    telemetry: Telemetry = Telemetry()
+    detection: Detection = Detection()
 
     @field_validator("start")
     @classmethod
@@ -623,6 +629,36 @@ class Scenario(Strict):
                         f"scheduling.routing.latency_ms.{region}.{site}: no such facility "
                         f"(known: {', '.join(sorted(seen))})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _faults_name_known_devices(self) -> Scenario:
+        sites: dict[str, tuple[dict[str, int], dict[str, tuple[int, int]]]] = {}
+        for facility in self.facilities:
+            asics: dict[str, int] = {}
+            for group in facility.asics:
+                model_id = group.spec().model_id
+                asics[model_id] = asics.get(model_id, 0) + group.count
+            gpus: dict[str, tuple[int, int]] = {}
+            for gpu_group in facility.gpus:
+                type_id = gpu_group.spec().type_id
+                count, nodes = gpus.get(type_id, (0, 0))
+                gpus[type_id] = (
+                    count + gpu_group.count,
+                    nodes + gpu_group.count // gpu_group.node_size,
+                )
+            sites[facility.id] = (asics, gpus)
+        problems = fault_problems(self.faults, sites)
+        for index, fault in enumerate(self.faults):
+            offset_h = (
+                (fault.start - self.start).total_seconds() / 3600.0
+                if fault.start is not None
+                else float(fault.start_offset_h or 0.0)
+            )
+            if offset_h < 0:  # one after the end never starts: a shortened run is fine
+                problems.append(f"faults[{index}].start: {-offset_h:g} h before the run starts")
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property
@@ -747,6 +783,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def deep_merge(base: Any, overlay: Any) -> Any:
     """Merge ``overlay`` over ``base`` (see the module docstring for the rules)."""
     if isinstance(base, dict) and isinstance(overlay, dict):
+        if "kind" in base and "kind" in overlay and base["kind"] != overlay["kind"]:
+            return copy.deepcopy(overlay)  # another kind of source: none of its keys carry over
         result = dict(base)
         for key, value in overlay.items():
             result[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)

@@ -5,10 +5,10 @@ API key typed in the sidebar or taken from ``HCP_API_KEY`` (an operator key sees
 customer's workloads): facilities and their current power prices, free GPUs per facility
 and type, workloads by status (the ``hcp_workloads`` gauge of ``/metrics``) and the most
 recent workloads; with a staff key also the fleet: power by use per facility against its
-cap, miners and GPUs by state, alerts, recent device commands and their switch times (send
-to verified read-back). The status part refreshes itself every few seconds while
-auto-refresh is on. An unreachable server or a refused key is a warning, never a stack
-trace.
+cap, miners and GPUs by state, device pools not online, alerts, recent device commands and
+their switch times (send to verified read-back). The status part refreshes itself every
+few seconds while auto-refresh is on. An unreachable server or a refused key is a warning,
+never a stack trace.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ RECENT_WORKLOADS = 25
 RECENT_EVENTS = 50
 ALERT_COLUMNS = ["at", "sim_time_s", "severity", "facility_id", "message"]
 COMMAND_COLUMNS = ["at", "facility_id", "message", "latency_ms", "verified"]
+POOL_COLUMNS = ["id", "status", "devices", "out_of_service", "reason", "updated_at"]
 
 
 def sidebar(settings: DashboardSettings) -> tuple[PlatformClient, int | None]:
@@ -122,6 +123,7 @@ def show_fleet(client: PlatformClient) -> None:
     try:
         fleet = client.fleet_status()
         alerts = client.fleet_events(fleet.last_event_seq, kind="alert", limit=RECENT_EVENTS)
+        pools = client.resources()
         commands = client.fleet_events(fleet.last_event_seq, kind="command", limit=RECENT_EVENTS)
     except ApiKeyRefused:
         st.info("Fleet status needs an operator or admin key.")
@@ -146,6 +148,13 @@ def show_fleet(client: PlatformClient) -> None:
     )
     right.plotly_chart(
         charts.device_states_figure(fleet.gpus, "GPUs by use"), key="chart:gpu_states"
+    )
+    _event_table(
+        "Device pools not online",
+        pools[pools["status"] != "online"],
+        POOL_COLUMNS,
+        f"All {len(pools)} device pools online.",
+        "table:pools",
     )
     _event_table("Alerts", alerts, ALERT_COLUMNS, "No alerts.", "table:alerts")
     _event_table(

@@ -11,7 +11,9 @@ condition starts, not at every tick):
 - the facility reaches 99.5 % of its interconnect cap (warning);
 - the power price crosses ``PRICE_SPIKE_USD_PER_MWH`` upwards (warning).
 
-Callers add their own (a stale price feed in live mode, say) through ``extra_alerts``.
+A device pool changing health (:mod:`service.resource_health`) raises one too: offline
+(critical), unhealthy (warning), back online (info). Callers add their own (the health
+monitor's detections, a stale price feed in live mode) through ``extra_alerts``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from twin.service.fleet_view import (
     Severity,
     SwitchTimes,
 )
+from twin.service.resource_health import ResourceHealth
 
 PRICE_SPIKE_USD_PER_MWH = 1000.0
 """Price above which an upward crossing raises an alert [USD/MWh]."""
@@ -80,6 +83,7 @@ class FleetMonitor:
         self._events: deque[FleetEvent] = deque(maxlen=window)
         self._latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._statuses: tuple[FacilityStatus, ...] = ()
+        self._resources: tuple[ResourceHealth, ...] = ()
         self._seq = 0
         self._t_s = 0.0
         self._commands_sent = 0
@@ -116,9 +120,10 @@ class FleetMonitor:
         t_s: float,
         statuses: Sequence[FacilityStatus],
         extra_alerts: Iterable[Alert] = (),
+        resources: Sequence[ResourceHealth] | None = None,
     ) -> None:
-        """Take the facility statuses after a tick ending at ``t_s`` [s]; raise the alerts
-        their changes call for, then ``extra_alerts``."""
+        """Take the facility statuses (and pool health, None: unchanged) after a tick ending
+        at ``t_s`` [s]; raise the alerts their changes call for, then ``extra_alerts``."""
         statuses = tuple(statuses)
         with self._lock:
             before = {s.facility_id: s for s in self._statuses}
@@ -127,6 +132,9 @@ class FleetMonitor:
                 for status in statuses
                 for alert in facility_alerts(before.get(status.facility_id), status)
             ]
+            if resources is not None:
+                alerts += resource_alerts(self._resources, resources)
+                self._resources = tuple(resources)
             alerts.extend(extra_alerts)
             self._t_s = float(t_s)
             for alert in alerts:
@@ -145,6 +153,7 @@ class FleetMonitor:
                 switch_times=_switch_times(latencies),
                 commands_sent=self._commands_sent,
                 command_failures=self._command_failures,
+                resources=self._resources,
             )
 
     # ------------------------------------------------------------------ helpers
@@ -219,6 +228,42 @@ def facility_alerts(before: FacilityStatus | None, now: FacilityStatus) -> list[
     spiked = now.price_usd_per_mwh >= PRICE_SPIKE_USD_PER_MWH
     if spiked and not (before and before.price_usd_per_mwh >= PRICE_SPIKE_USD_PER_MWH):
         alerts.append(Alert("warning", fid, f"price spike: {now.price_usd_per_mwh:,.0f} USD/MWh"))
+    return alerts
+
+
+def detection_alert(
+    row: tuple[float, int, str, int, str, str, float, float], facility_ids: Sequence[str]
+) -> Alert:
+    """An alert of the health monitor (a row of ``twin.health.ALERT_SCHEMA``) in words: a
+    device's anomaly is a warning, a site's a critical alert."""
+    _t_s, facility, target, device, detector, signal, score, _forest = row
+    facility_id = facility_ids[facility] if 0 <= facility < len(facility_ids) else None
+    if target == "site":
+        return Alert("critical", facility_id, f"site: {signal} ({detector}, score {score:.3g})")
+    return Alert(
+        "warning",
+        facility_id,
+        f"{target} #{device}: {signal} anomalous ({detector}, score {score:.3g}); "
+        "held out of service",
+    )
+
+
+def resource_alerts(before: Sequence[ResourceHealth], now: Sequence[ResourceHealth]) -> list[Alert]:
+    """One alert per pool whose status changed (a pool first seen online raises none)."""
+    severity: dict[str, Severity] = {"offline": "critical", "unhealthy": "warning"}
+    was = {r.resource_id: r.status for r in before}
+    alerts = []
+    for resource in now:
+        old = was.get(resource.resource_id, "online")
+        if resource.status != old:
+            detail = f": {resource.reason}" if resource.reason else ""
+            alerts.append(
+                Alert(
+                    severity.get(resource.status, "info"),
+                    resource.facility_id,
+                    f"{resource.resource_id} {resource.status}{detail}",
+                )
+            )
     return alerts
 
 

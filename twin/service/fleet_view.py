@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from twin.service.resource_health import ResourceHealth
+
 EventKind = Literal["command", "alert"]
 Severity = Literal["info", "warning", "critical"]
 
@@ -101,6 +103,7 @@ class FleetView:
         switch_times: statistics of the recent command batches.
         commands_sent: device commands sent since the twin started [-].
         command_failures: of those, not verified [-].
+        resources: health of every device pool (:mod:`service.resource_health`).
     """
 
     facilities: tuple[FacilityStatus, ...]
@@ -108,6 +111,7 @@ class FleetView:
     switch_times: SwitchTimes = field(default_factory=lambda: SwitchTimes(0, None, None, None))
     commands_sent: int = 0
     command_failures: int = 0
+    resources: tuple[ResourceHealth, ...] = ()
 
     def events_since(self, seq: int, limit: int) -> tuple[FleetEvent, ...]:
         """Events with ``seq`` above ``seq``, oldest first, at most ``limit``."""

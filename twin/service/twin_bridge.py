@@ -37,8 +37,9 @@ from twin.controller import Controller, World
 from twin.engine import build
 from twin.recorder import Recorder
 from twin.scenario import Scenario
-from twin.service.fleet_monitor import FleetMonitor
+from twin.service.fleet_monitor import Alert, FleetMonitor, detection_alert
 from twin.service.fleet_sources import recorded_statuses
+from twin.service.resource_health import resource_health
 from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
 from twin.service.workload_exchange import BridgeJob, JobUpdate, WorkloadExchange
 
@@ -100,7 +101,9 @@ class TwinBridge:
             base.gpu_driver,
             base.recorder,
             exchange=self.exchange,
+            health=twin.health,
         )
+        self._health_alerts_seen = 0
         self._index = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,7 +157,7 @@ class TwinBridge:
             return []
         controller.step(index, self.sim_time_s)
         self._index += 1
-        self.fleet.observe(self.sim_time_s, recorded_statuses(controller.recorder, index))
+        self._observe_fleet(index)
         updates = self.exchange.report(
             self.world,
             index,
@@ -165,6 +168,23 @@ class TwinBridge:
         if updates and self.on_update is not None:
             self.on_update(updates)
         return updates
+
+    def _observe_fleet(self, index: int) -> None:
+        """The tick's recorded statuses, pool health and health-monitor detections into
+        :attr:`fleet`."""
+        controller = self.controller
+        health = controller.health
+        detections: list[Alert] = []
+        if health is not None:
+            rows = health.alerts_since(self._health_alerts_seen)
+            self._health_alerts_seen += len(rows)
+            detections = [detection_alert(row, self.world.facility_ids) for row in rows]
+        self.fleet.observe(
+            self.sim_time_s,
+            recorded_statuses(controller.recorder, index),
+            detections,
+            resources=resource_health(self.world, controller.injector, self.sim_time_s),
+        )
 
     def _run(self) -> None:
         tick_wall_s = self.controller.interval_s / self.speed

@@ -3,6 +3,7 @@ the twin's ticks through ``GET /v1/fleet/status`` and ``GET /v1/fleet/events``."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ from drivers.sim import SimAsicDriver
 from twin.engine import build
 from twin.scenario import load_scenario
 from twin.service.api.app import ServiceConfig, create_app
-from twin.service.fleet_monitor import AT_CAP_FRACTION, Alert, FleetMonitor, facility_alerts
+from twin.service.fleet_monitor import (
+    AT_CAP_FRACTION,
+    Alert,
+    FleetMonitor,
+    detection_alert,
+    facility_alerts,
+)
 from twin.service.fleet_view import FacilityStatus
 from twin.service.keys import create_key
 from twin.service.twin_bridge import TwinBridge
@@ -218,3 +225,82 @@ def test_metrics_expose_the_fleet_in_prometheus_format(fleet_service) -> None:
         "sleeping",
         "failed",
     }
+
+
+def test_faults_reach_operators_as_alerts_pool_health_and_the_resources_table(
+    db_url: str,
+) -> None:
+    """In a served twin with an outage at one site, the
+    detections and pool changes come out as alerts, the site's pools go offline in the
+    fleet view, and the resources table (synced in the background) says so too; when the
+    outage ends the pools come back."""
+    scenario = load_scenario(
+        BASELINE,
+        {
+            "duration_days": 0.1,
+            "faults": [
+                {
+                    "kind": "facility_outage",
+                    "facility": "houston-ai",
+                    "start": "2025-07-14T00:10:00-05:00",
+                    "duration_h": 0.5,
+                },
+            ],
+        },
+    )
+    bridge = TwinBridge(scenario, speed=600.0, background_demand=True)
+    operator = {"X-API-Key": create_key(db_url, "operator").key}
+    app = create_app(ServiceConfig(db_url=db_url, bridge=bridge, rate_per_s=1e4, burst=1e4))
+    with TestClient(app) as client:
+        for _ in range(4):  # past the outage's start (600 s)
+            bridge.step()
+        fleet = bridge.snapshot().fleet
+        assert fleet is not None
+        houston = [r for r in fleet.resources if r.facility_id == "houston-ai"]
+        assert houston and {r.status for r in houston} == {"offline"}
+        assert {r.status for r in fleet.resources if r.facility_id != "houston-ai"} == {"online"}
+        events = client.get("/v1/fleet/events", params={"limit": 500}, headers=operator).json()
+        offline = [e for e in events["events"] if "offline" in e["message"]]
+        assert {e["severity"] for e in offline} == {"critical"}
+        assert {e["facility_id"] for e in offline} == {"houston-ai"}
+        rows = _wait_for_resources(client, operator, "offline")
+        assert {r["id"] for r in rows} == {r.resource_id for r in houston}
+        assert all(r["devices"] > 0 and "cut off" in r["reason"] for r in rows)
+        for _ in range(7):  # the outage ends at 2,400 s
+            bridge.step()
+        assert not _wait_for_resources(client, operator, "offline", expect_none=True)
+        back = [
+            e
+            for e in client.get("/v1/fleet/events", params={"limit": 500}, headers=operator).json()[
+                "events"
+            ]
+            if "houston-ai" in e["message"] and " online" in e["message"]
+        ]
+        assert back and {e["severity"] for e in back} == {"info"}
+        bad = client.get("/v1/resources", params={"status": "sleepy"}, headers=operator)
+        assert bad.status_code == 422 and "status" in bad.text
+
+
+def _wait_for_resources(
+    client: TestClient, headers: dict[str, str], status: str, expect_none: bool = False
+) -> list[dict]:
+    """The resources in ``status`` once the background sync has written them (or, with
+    ``expect_none``, once none are left), within 10 s."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        rows = client.get("/v1/resources", params={"status": status}, headers=headers).json()
+        if bool(rows) != expect_none or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_health_monitor_detections_read_as_alerts() -> None:
+    """A device detection is a warning naming the device, its signal and detector; a site
+    detection is critical; the facility index maps to its id."""
+    ids = ["west", "east"]
+    device = detection_alert((60.0, 1, "asic", 42, "cusum", "hashrate_ths", 9.5, 0.1), ids)
+    assert device.severity == "warning" and device.facility_id == "east"
+    assert "asic #42" in device.message and "hashrate_ths" in device.message
+    assert "cusum" in device.message
+    site = detection_alert((90.0, 0, "site", -1, "heartbeat", "silent", 1.0, float("nan")), ids)
+    assert site.severity == "critical" and site.facility_id == "west"

@@ -93,6 +93,7 @@ ENDPOINTS: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/market"): Rule(Action.READ_RESOURCES, Action.READ_RESOURCES),
     ("GET", "/v1/fleet/status"): Rule(Action.READ_FLEET, Action.READ_FLEET),
     ("GET", "/v1/fleet/events"): Rule(Action.READ_FLEET, Action.READ_FLEET),
+    ("GET", "/v1/resources"): Rule(Action.READ_FLEET, Action.READ_FLEET),
 }
 """Every (method, path template) the app serves and who may call it."""
 

@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from models.hardware import GPU_CATALOG
 from tests.twin.service.server import command_line, descendants, wait_gone
 from twin.live import LiveOptions, run_live
-from twin.scenario import PROJECT_ROOT, load_scenario
+from twin.scenario import PROJECT_ROOT, Scenario, load_scenario
 from twin.service.keys import create_key
 from twin.service.live_bridge import LiveBridgeController
 from twin.service.local_server import free_port, start_server
@@ -183,14 +184,7 @@ def test_the_live_loop_reports_each_tick_with_polled_prices() -> None:
         if any(u.status == "completed" for u in updates):
             stop.set()
 
-    run_live(
-        scenario,
-        LiveOptions(tick_s=TICK_S, duration_s=10.0, timeout_s=1.0),
-        stop=stop,
-        controller_factory=lambda *args: LiveBridgeController(
-            *args, exchange=exchange, on_report=report
-        ),
-    )
+    _run_live_bridge(scenario, exchange, report, stop)
     assert stop.is_set(), reports
     snapshots = [snapshot for _, snapshot in reports]
     times_s = [s.sim_time_s for s in snapshots]
@@ -230,14 +224,7 @@ def test_live_device_commands_are_logged_with_their_switch_times() -> None:
         if fleet is not None and fleet.facilities and fleet.facilities[0].asics["active"] == 0:
             stop.set()
 
-    run_live(
-        scenario,
-        LiveOptions(tick_s=TICK_S, duration_s=10.0, timeout_s=1.0),
-        stop=stop,
-        controller_factory=lambda *args: LiveBridgeController(
-            *args, exchange=WorkloadExchange(background_demand=False), on_report=report
-        ),
-    )
+    _run_live_bridge(scenario, WorkloadExchange(background_demand=False), report, stop)
     assert stop.is_set(), [s.fleet for s in snapshots]
     fleet = snapshots[-1].fleet
     assert fleet is not None
@@ -247,3 +234,20 @@ def test_live_device_commands_are_logged_with_their_switch_times() -> None:
     assert all(e.latency_ms is not None and 0 < e.latency_ms < 5000 for e in commands)
     assert fleet.switch_times.batches >= 1 and fleet.switch_times.max_ms > 0
     assert fleet.facilities[0].asics["sleeping"] == 6
+
+
+def _run_live_bridge(
+    scenario: Scenario,
+    exchange: WorkloadExchange,
+    report: Callable[[list[JobUpdate], TwinSnapshot], None],
+    stop: threading.Event,
+) -> None:
+    """run_live with the service's live controller, for at most 10 s of ticks."""
+    run_live(
+        scenario,
+        LiveOptions(tick_s=TICK_S, duration_s=10.0, timeout_s=1.0),
+        stop=stop,
+        controller_factory=lambda *args: LiveBridgeController(
+            *args, exchange=exchange, on_report=report
+        ),
+    )

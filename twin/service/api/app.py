@@ -10,6 +10,7 @@ stack trace reaches a client. Requests larger than ``max_body_bytes`` are refuse
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -56,6 +57,7 @@ from twin.service.db.models import Customer
 from twin.service.db.repository import WorkloadRow
 from twin.service.db.write_queue import WriteQueue
 from twin.service.fleet_metrics import fleet_metrics_lines
+from twin.service.resource_sync import sync_resources
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
 from twin.service.status_sync import apply_updates, callback_secret, notify
@@ -110,7 +112,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = config.request_threads
+        sync = (
+            asyncio.create_task(sync_resources(config.bridge, writes))
+            if config.bridge is not None
+            else None
+        )
         yield
+        if sync is not None:
+            sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sync
         if config.bridge is not None:
             config.bridge.on_update = None
         writes.close()
@@ -144,7 +155,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         config.bridge.on_update = lambda updates: apply_updates(writes, updates, callbacks)
         _resume(sessions, config.bridge)
     _routes(app, sessions, writes, auth, config, callbacks)
-    add_fleet_routes(app, auth, config.bridge)
+    add_fleet_routes(app, auth, config.bridge, sessions)
     _document_problems(app)
     return app
 

@@ -3,8 +3,10 @@ device states after the twin's last tick, with command switch times) and
 ``GET /v1/fleet/events?since=SEQ`` (alerts and device commands, numbered, oldest first).
 
 Both read the :class:`service.fleet_view.FleetView` in the twin's latest snapshot; they
-answer 503 when the service runs no twin or the twin does not track its fleet. Staff only
-(``read_fleet``: operators and admins).
+answer 503 when the service runs no twin or the twin does not track its fleet.
+``GET /v1/resources?status=`` lists the ``resources`` table: each device pool's health,
+kept in step with the twin by :mod:`service.resource_sync`. Staff only (``read_fleet``:
+operators and admins).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from twin.service.api.auth import Authenticator, Caller
 from twin.service.api.schemas import (
@@ -20,8 +23,10 @@ from twin.service.api.schemas import (
     FleetEventView,
     FleetFacility,
     FleetStatus,
+    ResourceView,
     SwitchTimesView,
 )
+from twin.service.db import repository
 from twin.service.fleet_view import FleetEvent, FleetView
 from twin.service.security.roles import Action
 from twin.service.twin_snapshot import TwinLink, TwinSnapshot
@@ -29,8 +34,41 @@ from twin.service.twin_snapshot import TwinLink, TwinSnapshot
 MAX_EVENTS_PER_PAGE = 500
 
 
-def add_fleet_routes(app: FastAPI, auth: Authenticator, twin: TwinLink | None) -> None:
-    """Add the fleet endpoints to ``app``, reading ``twin``'s snapshots."""
+def add_fleet_routes(
+    app: FastAPI,
+    auth: Authenticator,
+    twin: TwinLink | None,
+    sessions: sessionmaker[Session],
+) -> None:
+    """Add the fleet endpoints to ``app``, reading ``twin``'s snapshots and the
+    ``resources`` table."""
+
+    @app.get("/v1/resources", response_model=list[ResourceView])
+    def resources(
+        principal: Caller,
+        request: Request,
+        status: Annotated[
+            str | None, Query(pattern="^(online|offline|maintenance|unhealthy)$")
+        ] = None,
+    ) -> list[ResourceView]:
+        """Every device pool with its health (``status`` filters)."""
+        auth.require(principal, Action.READ_FLEET, request)
+        with sessions() as session:
+            rows = repository.list_resources(session, status)
+            return [
+                ResourceView(
+                    id=row.id,
+                    facility_id=row.facility_id,
+                    type=row.type,  # type: ignore[arg-type]
+                    subtype=row.subtype,
+                    status=row.status,  # type: ignore[arg-type]
+                    devices=int((row.capacity or {}).get("devices", 0)),
+                    out_of_service=int((row.metadata_ or {}).get("out_of_service", 0)),
+                    reason=str((row.metadata_ or {}).get("reason", "")),
+                    updated_at=row.updated_at,
+                )
+                for row in rows
+            ]
 
     @app.get("/v1/fleet/status", response_model=FleetStatus)
     def fleet_status(principal: Caller, request: Request) -> FleetStatus:

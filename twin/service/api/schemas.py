@@ -200,3 +200,17 @@ class FleetEvents(_Body):
 
     events: list[FleetEventView]
     next_since: int = Field(description="pass as `since` next time")
+
+
+class ResourceView(_Body):
+    """One device pool of the ``resources`` table (``GET /v1/resources``)."""
+
+    id: str = Field(description="<facility>:<asic|gpu>:<model or type>")
+    facility_id: str
+    type: Literal["asic", "gpu"]
+    subtype: str
+    status: Literal["online", "offline", "maintenance", "unhealthy"]
+    devices: int
+    out_of_service: int
+    reason: str
+    updated_at: datetime

@@ -1060,6 +1060,14 @@ def upsert_facilities(session: Session, facilities: Sequence[FacilityInfo]) -> l
         return _upsert(session, Facility, values)
 
 
+def list_resources(session: Session, status: str | None = None) -> list[Resource]:
+    """Every resource in id order, or those in ``status`` (InvalidField if unknown)."""
+    statement = select(Resource).order_by(Resource.id)
+    if status is not None:
+        statement = statement.where(Resource.status == _one_of("status", status, RESOURCE_STATUSES))
+    return list(session.scalars(statement))
+
+
 def upsert_resources(session: Session, resources: Sequence[ResourceInfo]) -> list[Resource]:
     """Insert new resources and overwrite existing ones (matched by id), all or none.
 
