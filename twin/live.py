@@ -123,6 +123,9 @@ class LiveResult:
     summary: dict[str, Any]
     out_dir: Path | None = None
     health: dict[str, str] = field(default_factory=dict)
+    telemetry_summary: pl.DataFrame = field(default_factory=pl.DataFrame)
+    telemetry: pl.DataFrame = field(default_factory=pl.DataFrame)
+    alerts: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def live_scenario(scenario: Scenario, options: LiveOptions) -> Scenario:
@@ -370,7 +373,16 @@ def _run_loop(
         for poller in pollers:
             poller.stop()
     summary = summarize(controller.samples, health, controller.overruns)
-    return LiveResult(controller.samples, summary, health=health)
+    alerts = controller.health_check.frame()
+    summary["alerts"] = alerts.height
+    return LiveResult(
+        controller.samples,
+        summary,
+        health=health,
+        telemetry_summary=controller.telemetry.summary(),
+        telemetry=controller.telemetry.detail(),
+        alerts=alerts,
+    )
 
 
 def _watch(
@@ -407,10 +419,15 @@ def _unhealthy(driver: AsicDriver) -> dict[str, str]:
 
 
 def write_live(result: LiveResult, out_dir: Path) -> Path:
-    """``live.parquet`` (one row per tick and facility) and ``summary.json``."""
+    """``live.parquet`` (one row per tick and facility), the driver readings
+    (``telemetry_summary.parquet``, ``telemetry.parquet``), ``alerts.parquet`` and
+    ``summary.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [asdict(s) for s in result.samples]
     pl.DataFrame(rows).write_parquet(out_dir / "live.parquet")
+    result.telemetry_summary.write_parquet(out_dir / "telemetry_summary.parquet")
+    result.telemetry.write_parquet(out_dir / "telemetry.parquet")
+    result.alerts.write_parquet(out_dir / "alerts.parquet")
     summary = {**result.summary, "unhealthy": result.health}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out_dir

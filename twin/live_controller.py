@@ -32,6 +32,7 @@ from models.fleet_physics import AsicState
 from optimizer.policies import Policy
 from optimizer.types import Snapshot
 from twin.controller import Controller, World
+from twin.live_health import LiveHealthCheck, LiveTelemetry
 from twin.live_metrics import LiveMetrics
 from twin.recorder import Recorder
 from twin.signal_poller import CachedValue, SignalPoller
@@ -120,6 +121,10 @@ class LiveController(Controller):
         self.overruns = 0
         """Slots skipped because a tick ran longer than its slot [-]."""
         self._scheduled_until_s = 0.0
+        self.telemetry = LiveTelemetry()
+        """The driver readings of every tick, summarised per class (twin.live_health)."""
+        self.health_check = LiveHealthCheck()
+        """Alerts on miners whose readings stand out from their class."""
 
     # ------------------------------------------------------------------ loop
 
@@ -187,6 +192,7 @@ class LiveController(Controller):
         self._last_result = world.scheduler.run_interval(since_s, until_s, limits, energy, deferred)
         self._scheduled_until_s = until_s
         readings = self.asic_driver.read()
+        self._check_health(readings, until_s)
         commands = self.commands_sent - self._commands_before
         failed = self.command_failures - self._failures_before
         for f in range(len(snapshot.facilities)):
@@ -199,6 +205,16 @@ class LiveController(Controller):
             self.metrics.loop_lag.observe(self._lag_s)
             self.metrics.last_lag.set(self._lag_s)
             self.metrics.conservative.set(float(self.policy is self.conservative))
+
+    def _check_health(self, readings: AsicReadings, t_s: float) -> None:
+        """Keep the readings as telemetry and raise the health check's alerts (counted in
+        Prometheus as ``hcp_health_alerts_total``)."""
+        self.telemetry.observe(readings, t_s, [f.id for f in self.facilities])
+        alerts = self.health_check.observe(readings, t_s)
+        if alerts and self.metrics is not None:
+            self.metrics.record_alerts(
+                (self.facilities[a.facility].id, a.detector, "asic") for a in alerts
+            )
 
     def _sample(
         self,

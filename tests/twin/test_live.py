@@ -46,6 +46,7 @@ def test_curtailment_shows_in_what_pyasic_reads_back(tmp_path) -> None:
     assert not any(s.stale for s in samples)
     frame = pl.read_parquet(tmp_path / "live.parquet")
     assert frame.height == len(samples) and (tmp_path / "summary.json").exists()
+    assert result.alerts.height == 0  # miners sleeping together are not anomalies
 
 
 def test_stale_prices_switch_to_the_conservative_policy() -> None:
@@ -87,6 +88,28 @@ def test_device_faults_mark_miners_unhealthy_and_the_loop_goes_on() -> None:
     assert len(result.health) == MINERS // 4
     assert all(s.miners_failed == MINERS // 4 for s in result.samples)
     assert result.samples[-1].miners_sleeping == MINERS - MINERS // 4
+    silent = result.alerts.filter(pl.col("signal") == "silent")
+    assert set(silent["device_id"]) == set(result.health)  # the timed-out miners, once each
+    assert silent.height == MINERS // 4
+
+
+def test_miners_reporting_low_hashrate_raise_alerts_and_readings_are_kept(tmp_path) -> None:
+    """A quarter of the miners report half their hashrate: after three ticks each raises one
+    ``hashrate_low`` alert with a ratio near 0.5 to its class median, no healthy miner does,
+    and every tick's readings are summarised and written with the alerts."""
+    result = run_live(_scenario(20.0), _options(faults=("wrong_reading:0.25",)), out_dir=tmp_path)
+    alerts = result.alerts
+    assert alerts.height == MINERS // 4 and set(alerts["signal"]) == {"hashrate_low"}
+    assert alerts["device_id"].n_unique() == MINERS // 4
+    assert all(0.4 < score < 0.6 for score in alerts["score"])
+    assert result.summary["alerts"] == MINERS // 4
+    summary = pl.read_parquet(tmp_path / "telemetry_summary.parquet")
+    assert summary.height == result.summary["ticks"] and set(summary["miners"]) == {MINERS}
+    total = summary["hashrate_ths"].to_numpy()
+    assert (total > 0).all()
+    detail = pl.read_parquet(tmp_path / "telemetry.parquet")
+    assert detail.height == result.summary["ticks"]  # one sampled miner per class
+    assert pl.read_parquet(tmp_path / "alerts.parquet").height == MINERS // 4
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,7 @@ class LiveBridgeController(LiveController):
         self.on_report = on_report
         self._observed: Snapshot | None = None
         self._was_conservative = False
+        self._health_alerts_seen = 0
 
     def observe(self, index: int, t0_s: float) -> Snapshot:
         """The live controller's snapshot, kept for the energy rates and the API's view."""
@@ -110,6 +111,16 @@ class LiveBridgeController(LiveController):
                 else Alert("info", None, "prices fresh again: primary policy running")
             )
         self._was_conservative = conservative
+        new_alerts = self.health_check.alerts[self._health_alerts_seen :]
+        self._health_alerts_seen += len(new_alerts)
+        alerts += [
+            Alert(
+                "warning",
+                self.facilities[a.facility].id,
+                f"miner {a.device_id}: {a.signal} ({a.detector}, {a.score:.3g})",
+            )
+            for a in new_alerts
+        ]
         statuses = live_statuses(samples, self.world.gpu_fleet, self.world.jobs)
         self.fleet.observe(t_s, statuses, alerts)
 
