@@ -265,6 +265,25 @@ class PyasicAsicDriver:
         results = [self._run(self._apply_one(miners, command)) for command in commands]
         return ApplyResult(tuple(results), self.clock())
 
+    def quarantine(self, device_ids: Sequence[str], hold_s: float, reason: str) -> dict[str, str]:
+        """Sleep each named miner and hold it out of commands, reported FAILED, for
+        ``hold_s`` [s] (a :class:`drivers.base.QuarantiningAsicDriver`)."""
+        wanted = set(device_ids)
+        chosen = [m for m in self._ensure_discovered() if m.address in wanted]
+        outcomes = self._run(self._sleep_all(chosen))
+        until_s = self.clock() + hold_s
+        for miner in chosen:
+            miner.health.hold(until_s, f"quarantined: {reason}")
+        return {m.address: why for m, why in zip(chosen, outcomes, strict=True)}
+
+    async def _sleep_all(self, miners: Sequence[_Miner]) -> list[str]:
+        async def sleep(miner: _Miner) -> str:
+            if miner.client is None or miner.sleeping:
+                return "" if miner.sleeping else "no connection"
+            return await self._act(miner, "sleep", AsicCommand(self.facility, miner.spec.model_id))
+
+        return list(await asyncio.gather(*(sleep(m) for m in miners)))
+
     def close(self) -> None:
         """Stop the driver's event loop; later calls raise DriverClosedError."""
         if self._runner is not None:

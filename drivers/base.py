@@ -252,3 +252,14 @@ class FailureCountingGpuDriver(Protocol):
     def failed_counts(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """Failed GPUs per (facility, type), ``[F, T]``, and the T type ids in that order."""
         ...
+
+
+@runtime_checkable
+class QuarantiningAsicDriver(Protocol):
+    """An ASIC driver that can take single miners out of service after a health alert."""
+
+    def quarantine(self, device_ids: Sequence[str], hold_s: float, reason: str) -> dict[str, str]:
+        """Put each miner named in ``device_ids`` to sleep and hold it out of commands
+        (reported FAILED) for ``hold_s`` [s]; returns id -> "" when it sleeps, else why not
+        (held out either way). Ids the driver does not hold are left out of the answer."""
+        ...

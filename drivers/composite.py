@@ -19,6 +19,7 @@ from drivers.base import (
     AsicReadings,
     CommandResult,
     DeviceClass,
+    QuarantiningAsicDriver,
 )
 
 
@@ -104,6 +105,14 @@ class CompositeAsicDriver:
             start = getattr(driver, "start_polling", None)
             if start is not None:
                 start(period_s)
+
+    def quarantine(self, device_ids: Sequence[str], hold_s: float, reason: str) -> dict[str, str]:
+        """Quarantine the named miners in whichever driver holds them."""
+        outcomes: dict[str, str] = {}
+        for driver in self.drivers:
+            if isinstance(driver, QuarantiningAsicDriver):
+                outcomes.update(driver.quarantine(device_ids, hold_s, reason))
+        return outcomes
 
     def close(self) -> None:
         """Close every driver."""

@@ -41,6 +41,13 @@ class DeviceHealth:
         self.retry_at_s = 0.0
         self.last_error = ""
 
+    def hold(self, until_s: float, reason: str) -> None:
+        """Keep the device out of calls until ``until_s`` [s] (quarantined after a health
+        alert); the first call after that is its retry, as after a failure."""
+        self.failures = max(1, self.failures)
+        self.retry_at_s = max(self.retry_at_s, until_s)
+        self.last_error = reason
+
     def failed(self, now_s: float, error: str, base_s: float, max_s: float) -> None:
         """A call failed at ``now_s`` [s]: back off before the next try."""
         self.failures += 1

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from drivers.base import AsicDriver, AsicReadings, GpuDriver
+from drivers.base import AsicDriver, AsicReadings, GpuDriver, QuarantiningAsicDriver
 from models.fleet_physics import AsicState
 from optimizer.policies import Policy
 from optimizer.types import Snapshot
@@ -36,6 +36,10 @@ from twin.live_health import LiveHealthCheck, LiveTelemetry
 from twin.live_metrics import LiveMetrics
 from twin.recorder import Recorder
 from twin.signal_poller import CachedValue, SignalPoller
+
+QUARANTINE_S = 4 * 3600.0
+"""How long a miner flagged by the live health check stays asleep and out of service [s]
+(as long as a repair takes in the simulation's health monitor)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,14 +211,23 @@ class LiveController(Controller):
             self.metrics.conservative.set(float(self.policy is self.conservative))
 
     def _check_health(self, readings: AsicReadings, t_s: float) -> None:
-        """Keep the readings as telemetry and raise the health check's alerts (counted in
-        Prometheus as ``hcp_health_alerts_total``)."""
+        """Keep the readings as telemetry and raise the health check's alerts: counted in
+        Prometheus (``hcp_health_alerts_total``), and each alerted miner put to sleep and
+        held out of service for QUARANTINE_S (reported FAILED, so the loop plans without
+        it) where the driver can do that."""
         self.telemetry.observe(readings, t_s, [f.id for f in self.facilities])
         alerts = self.health_check.observe(readings, t_s)
-        if alerts and self.metrics is not None:
+        if not alerts:
+            return
+        if self.metrics is not None:
             self.metrics.record_alerts(
                 (self.facilities[a.facility].id, a.detector, "asic") for a in alerts
             )
+        if isinstance(self.asic_driver, QuarantiningAsicDriver):
+            for alert in alerts:
+                self.asic_driver.quarantine(
+                    [alert.device_id], QUARANTINE_S, f"{alert.signal} ({alert.detector})"
+                )
 
     def _sample(
         self,

@@ -95,14 +95,19 @@ def test_device_faults_mark_miners_unhealthy_and_the_loop_goes_on() -> None:
 
 def test_miners_reporting_low_hashrate_raise_alerts_and_readings_are_kept(tmp_path) -> None:
     """A quarter of the miners report half their hashrate: after three ticks each raises one
-    ``hashrate_low`` alert with a ratio near 0.5 to its class median, no healthy miner does,
-    and every tick's readings are summarised and written with the alerts."""
+    ``hashrate_low`` alert with a ratio near 0.5 to its class median, no healthy miner does;
+    each flagged miner is quarantined (asleep, reported FAILED, out of the plan), and every
+    tick's readings are summarised and written with the alerts."""
     result = run_live(_scenario(20.0), _options(faults=("wrong_reading:0.25",)), out_dir=tmp_path)
     alerts = result.alerts
     assert alerts.height == MINERS // 4 and set(alerts["signal"]) == {"hashrate_low"}
     assert alerts["device_id"].n_unique() == MINERS // 4
     assert all(0.4 < score < 0.6 for score in alerts["score"])
     assert result.summary["alerts"] == MINERS // 4
+    quarantined = {a for a, why in result.health.items() if why.startswith("quarantined")}
+    assert quarantined == set(alerts["device_id"])  # put to sleep and held out of service
+    assert result.samples[-1].miners_failed == MINERS // 4
+    assert result.samples[-1].miners_active == MINERS - MINERS // 4
     summary = pl.read_parquet(tmp_path / "telemetry_summary.parquet")
     assert summary.height == result.summary["ticks"] and set(summary["miners"]) == {MINERS}
     total = summary["hashrate_ths"].to_numpy()
