@@ -3,6 +3,10 @@ the twin itself (two runs and a backtest with the oracle), all in temporary fold
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,12 +16,40 @@ from dashboards.settings import ENV_RESULTS_DIR, ENV_SCENARIOS_DIR
 from twin.backtest import prepare_scenario, run_backtest
 from twin.engine import build
 from twin.scenario import PROJECT_ROOT, load_scenario
+from twin.service.keys import create_key
+from twin.service.local_server import free_port, start_server
 
 BASELINE = PROJECT_ROOT / "scenarios" / "baseline.yaml"
 APP = PROJECT_ROOT / "dashboards" / "app.py"
 SMALL_DAYS = 0.25
 BACKTEST_NAME = "small-backtest"
 RUN_NAMES = ("small", "small-cheap-btc")
+
+
+@dataclass(frozen=True)
+class RunningPlatform:
+    """A ``serve`` process on a fresh SQLite database: its base URL, an operator key and a
+    customer key (customer ``Ada``)."""
+
+    url: str
+    operator_key: str
+    customer_key: str
+
+
+@contextlib.contextmanager
+def running_platform(folder: Path, serve_args: Sequence[str]) -> Iterator[RunningPlatform]:
+    """``serve`` with ``serve_args`` and its database and log in ``folder``; stopped with
+    SIGTERM afterwards."""
+    db_url = f"sqlite:///{folder / 'platform.sqlite'}"
+    operator_key = create_key(db_url, "operator").key
+    customer_key = create_key(db_url, "customer", "Ada").key
+    port = free_port()
+    server = start_server(db_url, port, list(serve_args), log=folder / "serve.log")
+    try:
+        yield RunningPlatform(f"http://127.0.0.1:{port}", operator_key, customer_key)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
 
 
 @pytest.fixture(scope="session")

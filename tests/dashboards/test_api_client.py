@@ -3,11 +3,9 @@ endpoint the operations page uses, and errors that name the endpoint and status.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +16,10 @@ from dashboards.api_client import (
     ApiUnreachable,
     PlatformClient,
 )
-from twin.service.keys import create_key
-from twin.service.local_server import free_port, start_server
+from twin.service.local_server import free_port
 from twin.service.sdk import Client
+
+from .conftest import running_platform
 
 SERVE_ARGS = ["--speed", "300", "--no-background-demand"]
 
@@ -39,19 +38,13 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """``serve`` on a fresh SQLite database with one workload submitted by a customer."""
-    folder: Path = tmp_path_factory.mktemp("api")
-    db_url = f"sqlite:///{folder / 'platform.sqlite'}"
-    operator_key = create_key(db_url, "operator").key
-    customer_key = create_key(db_url, "customer", "Ada").key
-    port = free_port()
-    server = start_server(db_url, port, SERVE_ARGS, log=folder / "serve.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        submitted = Client(url, customer_key).submit({"gpu_count": 2, "estimated_duration_s": 3600})
-        yield Platform(url, operator_key, customer_key, str(submitted["workload_id"]))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
+    with running_platform(tmp_path_factory.mktemp("api"), SERVE_ARGS) as running:
+        submitted = Client(running.url, running.customer_key).submit(
+            {"gpu_count": 2, "estimated_duration_s": 3600}
+        )
+        yield Platform(
+            running.url, running.operator_key, running.customer_key, str(submitted["workload_id"])
+        )
 
 
 def test_reads_facilities_prices_and_availability(platform: Platform) -> None:

@@ -3,19 +3,16 @@ status with a good key, and warnings (not stack traces) for a refused key or no 
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboards.api_client import PlatformClient
 from dashboards.settings import ENV_API_URL
-from twin.service.keys import create_key
-from twin.service.local_server import free_port, start_server
+from twin.service.local_server import free_port
 
-from .conftest import APP
+from .conftest import APP, running_platform
 
 RENDER_TIMEOUT_S = 30.0
 SERVE_ARGS = ["--speed", "300", "--no-background-demand"]
@@ -26,17 +23,8 @@ ENV_API_KEY = "HCP_API_KEY"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     """``serve`` on a fresh SQLite database: its base URL, an operator key and a customer
     key."""
-    folder: Path = tmp_path_factory.mktemp("operations")
-    db_url = f"sqlite:///{folder / 'platform.sqlite'}"
-    key = create_key(db_url, "operator").key
-    customer_key = create_key(db_url, "customer", "Ada").key
-    port = free_port()
-    process = start_server(db_url, port, SERVE_ARGS, log=folder / "serve.log")
-    try:
-        yield f"http://127.0.0.1:{port}", key, customer_key
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
+    with running_platform(tmp_path_factory.mktemp("operations"), SERVE_ARGS) as running:
+        yield running.url, running.operator_key, running.customer_key
 
 
 def _operations(monkeypatch: pytest.MonkeyPatch, url: str, key: str | None) -> AppTest:

@@ -38,9 +38,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from dashboards.navigation import PAGES, PageEntry
 from twin.scenario import PROJECT_ROOT
-from twin.service.keys import create_key
-from twin.service.local_server import free_port, start_server
+from twin.service.local_server import free_port
 from twin.service.sdk import Client
+
+from .conftest import running_platform
 
 CHROMIUM = "chromium"
 APP_START_TIMEOUT_S = 45.0
@@ -237,21 +238,11 @@ def _http_ok(url: str) -> bool:
 def platform_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A ``serve`` process (sandbox twin, background demand) with two workloads submitted:
     its URL and an operator key, for the operations page."""
-    folder = tmp_path_factory.mktemp("platform")
-    db_url = f"sqlite:///{folder / 'platform.sqlite'}"
-    operator_key = create_key(db_url, "operator").key
-    customer_key = create_key(db_url, "customer", "Ada").key
-    port = free_port()
-    server = start_server(db_url, port, ["--speed", "300"], log=folder / "serve.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        customer = Client(url, customer_key)
+    with running_platform(tmp_path_factory.mktemp("platform"), ["--speed", "300"]) as running:
+        customer = Client(running.url, running.customer_key)
         for gpus in (2, 4):
             customer.submit({"gpu_count": gpus, "estimated_duration_s": 3600})
-        yield url, operator_key
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
+        yield running.url, running.operator_key
 
 
 @pytest.fixture(scope="module")
