@@ -224,10 +224,13 @@ class LiveController(Controller):
                 (self.facilities[a.facility].id, a.detector, "asic") for a in alerts
             )
         if isinstance(self.asic_driver, QuarantiningAsicDriver):
+            by_reason: dict[str, list[str]] = {}
             for alert in alerts:
-                self.asic_driver.quarantine(
-                    [alert.device_id], QUARANTINE_S, f"{alert.signal} ({alert.detector})"
+                by_reason.setdefault(f"{alert.signal} ({alert.detector})", []).append(
+                    alert.device_id
                 )
+            for reason, device_ids in by_reason.items():  # one batch per kind of alert
+                self.asic_driver.quarantine(device_ids, QUARANTINE_S, reason)
 
     def _sample(
         self,

@@ -28,6 +28,7 @@ import numpy as np
 
 from drivers.base import AsicCommand
 from drivers.journal import AppliedBatch
+from twin.live_health import LiveAlert
 from twin.service.fleet_view import (
     EventKind,
     FacilityStatus,
@@ -245,6 +246,16 @@ def detection_alert(
         facility_id,
         f"{target} #{device}: {signal} anomalous ({detector}, score {score:.3g}); "
         "held out of service",
+    )
+
+
+def live_detection_alert(alert: LiveAlert, facility_ids: Sequence[str]) -> Alert:
+    """An alert of the live health check (:mod:`twin.live_health`) in words: a warning
+    naming the miner, its signal, the detector and its statistic."""
+    return Alert(
+        "warning",
+        facility_ids[alert.facility] if 0 <= alert.facility < len(facility_ids) else None,
+        f"miner {alert.device_id}: {alert.signal} ({alert.detector}, {alert.score:.3g})",
     )
 
 

@@ -29,7 +29,7 @@ from models.workload_types import TYPE_COUNT, WORKLOAD_SPECS
 from optimizer.interval_result import IntervalResult
 from optimizer.types import Snapshot
 from twin.live_controller import LiveController
-from twin.service.fleet_monitor import Alert, FleetMonitor
+from twin.service.fleet_monitor import Alert, FleetMonitor, live_detection_alert
 from twin.service.fleet_sources import live_statuses
 from twin.service.twin_snapshot import TwinSnapshot, take_snapshot
 from twin.service.workload_exchange import JobUpdate, WorkloadExchange
@@ -113,14 +113,8 @@ class LiveBridgeController(LiveController):
         self._was_conservative = conservative
         new_alerts = self.health_check.alerts[self._health_alerts_seen :]
         self._health_alerts_seen += len(new_alerts)
-        alerts += [
-            Alert(
-                "warning",
-                self.facilities[a.facility].id,
-                f"miner {a.device_id}: {a.signal} ({a.detector}, {a.score:.3g})",
-            )
-            for a in new_alerts
-        ]
+        facility_ids = [f.id for f in self.facilities]
+        alerts += [live_detection_alert(a, facility_ids) for a in new_alerts]
         statuses = live_statuses(samples, self.world.gpu_fleet, self.world.jobs)
         self.fleet.observe(t_s, statuses, alerts)
 

@@ -14,6 +14,7 @@ from drivers.base import AsicCommand, ClassCountingAsicDriver, CommandResult
 from drivers.journal import AppliedBatch, JournaledAsicDriver
 from drivers.sim import SimAsicDriver
 from twin.engine import build
+from twin.live_health import LiveAlert
 from twin.scenario import load_scenario
 from twin.service.api.app import ServiceConfig, create_app
 from twin.service.fleet_monitor import (
@@ -22,6 +23,7 @@ from twin.service.fleet_monitor import (
     FleetMonitor,
     detection_alert,
     facility_alerts,
+    live_detection_alert,
 )
 from twin.service.fleet_view import FacilityStatus
 from twin.service.keys import create_key
@@ -304,3 +306,8 @@ def test_health_monitor_detections_read_as_alerts() -> None:
     assert "cusum" in device.message
     site = detection_alert((90.0, 0, "site", -1, "heartbeat", "silent", 1.0, float("nan")), ids)
     assert site.severity == "critical" and site.facility_id == "west"
+    live = live_detection_alert(
+        LiveAlert(5.0, 1, "10.0.0.7", "class_median", "hashrate_low", 0.5), ids
+    )
+    assert live.severity == "warning" and live.facility_id == "east"
+    assert "10.0.0.7" in live.message and "hashrate_low" in live.message
