@@ -234,7 +234,7 @@ def _routes(
     # A SQLite read of one row by key takes tens of microseconds and, in WAL mode, never
     # waits for the writer: it runs on the event loop, since handing it to a thread costs
     # more than the read. Reads over a network (PostgreSQL) go to the thread pool.
-    reads_inline = sessions.kw["bind"].url.get_backend_name() == "sqlite"
+    reads_inline = app.state.engine.url.get_backend_name() == "sqlite"
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
