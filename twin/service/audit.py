@@ -32,22 +32,11 @@ POSTGRES_LOCK_KEY = 0x4843505F41554454
 """PostgreSQL advisory lock id that serializes appends across processes ("HCP_AUDT")."""
 
 
-def append(
-    session: Session, actor: str, action: str, target: str, payload: dict[str, Any]
-) -> AuditEntry:
+def append(session: Session, actor: str, action: str, target: str, payload: dict[str, Any]) -> None:
     """Add the next sealed entry to ``session``'s open transaction."""
     with _LOCK:
-        if session.get_bind().dialect.name == "postgresql":
-            session.connection().execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY}
-            )
-        last = (
-            session.connection()
-            .execute(select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1))
-            .first()
-        )
-        prev_hash = last.hash if last is not None else GENESIS
-        next_id = (last.id if last is not None else 0) + 1
+        prev_id, prev_hash = _chain_head(session)
+        next_id = prev_id + 1
         at = datetime.now(UTC)
         sealed = seal_record(
             prev_hash, id=next_id, at=at, actor=actor, action=action, target=target, payload=payload
@@ -63,16 +52,45 @@ def append(
             "hash": sealed.hash,
         }
         session.connection().execute(insert(AUDIT), [row])
-        return AuditEntry(**row)
+        if not session.in_nested_transaction():
+            session.info[_HEAD] = (session.get_transaction(), next_id, sealed.hash)
 
 
-def record(
-    session: Session, actor: str, action: str, target: str, payload: dict[str, Any]
-) -> AuditEntry:
-    """Append one entry in a write transaction (committed on return; in a write batch, a
-    savepoint of the batch)."""
+_HEAD = "hcp_audit_head"
+"""``session.info`` key of the chain head this session's open transaction appended:
+(transaction, id, hash). A write batch appends many entries in one transaction, and holds
+the write lock (SQLite) or the advisory lock (PostgreSQL) throughout, so the head need
+not be read back for each one. Inside a savepoint, which may yet be rolled back, the head
+is always read."""
+
+
+def _chain_head(session: Session) -> tuple[int, str]:
+    """(id, hash) of the chain's last entry, (0, GENESIS) for an empty chain; takes the
+    cross-process append lock on PostgreSQL the first time in a transaction."""
+    remembered = session.info.get(_HEAD)
+    if (
+        remembered is not None
+        and remembered[0] is session.get_transaction()
+        and not session.in_nested_transaction()
+    ):
+        return remembered[1], remembered[2]
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY}
+        )
+    last = (
+        session.connection()
+        .execute(select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1))
+        .first()
+    )
+    return (last.id, last.hash) if last is not None else (0, GENESIS)
+
+
+def record(session: Session, actor: str, action: str, target: str, payload: dict[str, Any]) -> None:
+    """Append one entry in a write transaction (committed on return; in a write batch, in
+    the batch's transaction)."""
     with write_transaction(session):
-        return append(session, actor, action, target, payload)
+        append(session, actor, action, target, payload)
 
 
 def verify(session: Session) -> ChainReport:

@@ -55,6 +55,7 @@ from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.migrate import upgrade
 from twin.service.db.models import Customer
 from twin.service.db.repository import WorkloadRow
+from twin.service.db.workload_reader import WorkloadReader
 from twin.service.db.write_queue import WriteQueue
 from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.resource_sync import sync_resources
@@ -108,6 +109,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         principal_ttl_s=config.principal_ttl_s,
     )
     writes = WriteQueue(sessions)
+    reader = WorkloadReader(engine) if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +128,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             config.bridge.on_update = None
         writes.close()
         callbacks.close()
+        if reader is not None:
+            reader.close()
         engine.dispose()
 
     app = FastAPI(title="HCP platform API", version="1.0.0", lifespan=lifespan)
@@ -133,6 +137,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.sessions = sessions
     app.state.auth = auth
     app.state.writes = writes
+    app.state.reader = reader
     app.state.config = config
     callbacks = CallbackSender(_callback_secret(config))
     app.state.callbacks = callbacks
@@ -231,10 +236,11 @@ def _routes(
     config: ServiceConfig,
     callbacks: CallbackSender,
 ) -> None:
-    # A SQLite read of one row by key takes tens of microseconds and, in WAL mode, never
-    # waits for the writer: it runs on the event loop, since handing it to a thread costs
-    # more than the read. Reads over a network (PostgreSQL) go to the thread pool.
-    reads_inline = app.state.engine.url.get_backend_name() == "sqlite"
+    # A SQLite read of one row by key takes microseconds and, in WAL mode, never waits for
+    # the writer: it runs on the event loop, through the driver (service.db.workload_reader),
+    # since a session or a hop to a thread costs far more than the read. Reads over a
+    # network (PostgreSQL) go to the thread pool.
+    reader = app.state.reader
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -345,12 +351,15 @@ def _routes(
         )
 
         def read() -> WorkloadRow | None:
-            if not _is_id(workload_id):
-                return None
             with sessions() as session:
                 return repository.get_workload(session, workload_id, scope)
 
-        workload = read() if reads_inline else await run_in_threadpool(read)
+        if not _is_id(workload_id):
+            workload = None
+        elif reader is not None:
+            workload = reader.get(workload_id, scope)
+        else:
+            workload = await run_in_threadpool(read)
         if workload is None:
             raise HTTPException(404, f"no workload {workload_id}")
         return _view(workload)
