@@ -127,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
             rate_per_s=args.rate_per_s,
             burst=args.burst,
             callback_secret=secret,
+            writer_process=True,
         )
     )
     _exit_on_sigterm()

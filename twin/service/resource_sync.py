@@ -16,7 +16,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from twin.service.db import repository
-from twin.service.db.write_queue import WriteQueue
+from twin.service.db.write_queue import Writes
 from twin.service.resource_health import ResourceHealth
 from twin.service.twin_snapshot import TwinLink
 
@@ -45,9 +45,7 @@ def _upsert(rows: list[repository.ResourceInfo], session: Session) -> None:
     repository.upsert_resources(session, rows)
 
 
-async def sync_resources(
-    twin: TwinLink, writes: WriteQueue, period_s: float = SYNC_PERIOD_S
-) -> None:
+async def sync_resources(twin: TwinLink, writes: Writes, period_s: float = SYNC_PERIOD_S) -> None:
     """Upsert the pools whose health changed, every ``period_s`` [s], until cancelled."""
     written: dict[str, ResourceHealth] = {}
     while True:

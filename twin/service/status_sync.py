@@ -9,6 +9,7 @@ changes never competes with requests for the API process's core.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ from twin.service.callbacks import CallbackSender
 from twin.service.db import repository
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.repository import WorkloadRow
-from twin.service.db.write_queue import WriteQueue
+from twin.service.db.write_queue import WriteQueue, Writes
 from twin.service.workload_exchange import JobUpdate
 
 LOG = logging.getLogger("hcp.service")
@@ -60,7 +61,7 @@ def notify(callbacks: CallbackSender, workload: WorkloadRow) -> None:
         )
 
 
-def apply_updates(writes: WriteQueue, updates: list[JobUpdate], callbacks: CallbackSender) -> None:
+def apply_updates(writes: Writes, updates: list[JobUpdate], callbacks: CallbackSender) -> None:
     """Write the twin's status changes into the database in chunks, as background writes
     (requests' writes go first), then notify subscribers. A completed workload is metered
     and charged at the rate quoted when it was submitted. A change that does not apply
@@ -77,50 +78,46 @@ def apply_updates(writes: WriteQueue, updates: list[JobUpdate], callbacks: Callb
             notify(callbacks, workload)
 
 
-def status_write(
-    updates: list[JobUpdate],
-) -> Callable[[Session], repository.AppliedChanges]:
+def status_write(updates: list[JobUpdate]) -> Callable[[Session], repository.AppliedChanges]:
     """The write that applies a chunk of the twin's status changes and meters the
-    workloads that completed."""
+    workloads that completed (picklable, for the writer process)."""
+    return functools.partial(apply_job_updates, updates)
 
-    def write(
-        session: Session,
-    ) -> repository.AppliedChanges:
-        stored = repository.get_workloads(session, [u.workload_id for u in updates])
-        known = [u for u in updates if u.workload_id in stored]
-        gpu_costs = {u.workload_id: metering.gpu_cost_usd(stored[u.workload_id], u) for u in known}
-        charges = {
-            u.workload_id: metering.charged_usd(
-                metering.usage_records(stored[u.workload_id], u, gpu_costs[u.workload_id])
-            )
-            for u in known
-            if u.status == "completed"
-        }
-        changes = [
-            repository.StatusChange(
-                u.workload_id,
-                u.status,
-                reason=u.reason or None,
-                facility_id=u.facility_id,
-                cost_usd=charges.get(u.workload_id, u.revenue_usd),
-            )
-            for u in known
-        ]
-        applied, refused = repository.apply_status_changes(session, changes)
-        by_id = {u.workload_id: u for u in known}
-        records = [
-            record
-            for workload in applied
-            if workload.status == "completed"
-            for record in metering.usage_records(
-                workload, by_id[workload.id], gpu_costs[workload.id]
-            )
-        ]
-        if records:
-            repository.add_usage_records(session, records)
-        return applied, refused
 
-    return write
+def apply_job_updates(updates: list[JobUpdate], session: Session) -> repository.AppliedChanges:
+    """Apply a chunk of the twin's status changes in ``session``'s write transaction and
+    add the usage records of the workloads that completed."""
+    stored = repository.get_workloads(session, [u.workload_id for u in updates])
+    known = [u for u in updates if u.workload_id in stored]
+    gpu_costs = {u.workload_id: metering.gpu_cost_usd(stored[u.workload_id], u) for u in known}
+    charges = {
+        u.workload_id: metering.charged_usd(
+            metering.usage_records(stored[u.workload_id], u, gpu_costs[u.workload_id])
+        )
+        for u in known
+        if u.status == "completed"
+    }
+    changes = [
+        repository.StatusChange(
+            u.workload_id,
+            u.status,
+            reason=u.reason or None,
+            facility_id=u.facility_id,
+            cost_usd=charges.get(u.workload_id, u.revenue_usd),
+        )
+        for u in known
+    ]
+    applied, refused = repository.apply_status_changes(session, changes)
+    by_id = {u.workload_id: u for u in known}
+    records = [
+        record
+        for workload in applied
+        if workload.status == "completed"
+        for record in metering.usage_records(workload, by_id[workload.id], gpu_costs[workload.id])
+    ]
+    if records:
+        repository.add_usage_records(session, records)
+    return applied, refused
 
 
 @dataclass(frozen=True, slots=True)

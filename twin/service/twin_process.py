@@ -31,7 +31,6 @@ database and are handed to the next twin at restart.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
 import multiprocessing
@@ -43,6 +42,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from twin.scenario import Scenario
+from twin.service.child_process import die_with_parent
 from twin.service.status_sync import StatusSink
 from twin.service.twin_bridge import TwinBridge
 from twin.service.twin_snapshot import TwinSnapshot
@@ -52,9 +52,6 @@ if TYPE_CHECKING:
     from twin.live import LiveOptions
 
 LOG = logging.getLogger("hcp.service.twin")
-
-PR_SET_PDEATHSIG = 1
-"""Linux prctl option: the signal a process gets when its parent dies."""
 
 
 class TwinProcessError(RuntimeError):
@@ -229,7 +226,7 @@ def _run_child(
 ) -> None:
     """The child's main function: run the sim or live twin until ``stop`` or until the
     parent goes away."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     deliver = _deliverer(connection, status_sink)
     if live is None:
@@ -331,10 +328,3 @@ def _take_messages(
         for job in message[1]:
             exchange.submit(job)
     stop.set()
-
-
-def _die_with_parent() -> None:
-    """On Linux, have the kernel SIGKILL this process when its parent dies (a SIGKILLed
-    service must not leave its twin running); elsewhere the closed pipe ends it."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pipe's end does it
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -27,16 +27,24 @@ BATCH = {
 }
 
 
+WRITERS = pytest.mark.parametrize("service", ["thread", "process"], indirect=True)
+"""Run a test with the writes on a thread of the app's process and in a writer process."""
+
+
 @pytest.fixture
-def service(db_url):
-    """A client on a fresh service and one key per role (two customers)."""
+def service(db_url, request):
+    """A client on a fresh service and one key per role (two customers); its writes are
+    committed on a thread, or in a writer process with ``request.param == "process"``."""
     keys = {
         "alice": create_key(db_url, "customer", "Alice Corp"),
         "bob": create_key(db_url, "customer", "Bob Labs"),
         "operator": create_key(db_url, "operator"),
         "admin": create_key(db_url, "admin"),
     }
-    app = create_app(ServiceConfig(db_url=db_url, rate_per_s=1000, burst=1000))
+    writer_process = getattr(request, "param", "thread") == "process"
+    app = create_app(
+        ServiceConfig(db_url=db_url, rate_per_s=1000, burst=1000, writer_process=writer_process)
+    )
     with TestClient(app) as client:
         yield client, keys, db_url
 
@@ -48,6 +56,7 @@ def _headers(key, totp: bool = False) -> dict[str, str]:
     return headers
 
 
+@WRITERS
 def test_submit_status_list_cancel_round_trip(service) -> None:
     """A customer submits (A.1 reply with id, status, estimate, SLA), reads it back, finds it
     in its list, cancels it; a second cancel is a no-op; the audit chain verifies."""
@@ -78,6 +87,7 @@ def test_submit_status_list_cancel_round_trip(service) -> None:
     assert 'hcp_workloads{status="queued"} 0' in metrics
 
 
+@WRITERS
 def test_tenants_see_only_their_own_and_roles_are_enforced(service) -> None:
     """Bob cannot read or cancel Alice's workload (404, not 403: no existence leak);
     staff read any; cancelling another's workload needs MFA; customers cannot list all."""
@@ -108,6 +118,7 @@ def test_tenants_see_only_their_own_and_roles_are_enforced(service) -> None:
     assert client.get("/v1/workloads", headers={"X-API-Key": "hcp_" + "x" * 40}).status_code == 401
 
 
+@WRITERS
 def test_idempotency_key_makes_retries_safe(service) -> None:
     """The same Idempotency-Key and body returns the first workload; another body with the
     same key is a conflict."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -33,7 +34,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.workload_types import TYPE_NAMES, WORKLOAD_SPECS
 from optimizer.classify import Submission, classify, validate_submission
-from twin.service import audit
 from twin.service.api.auth import Authenticator, Caller, Principal
 from twin.service.api.fleet_routes import add_fleet_routes
 from twin.service.api.schemas import (
@@ -56,7 +56,8 @@ from twin.service.db.migrate import upgrade
 from twin.service.db.models import Customer
 from twin.service.db.repository import WorkloadRow
 from twin.service.db.workload_reader import WorkloadReader
-from twin.service.db.write_queue import WriteQueue
+from twin.service.db.write_queue import WriteQueue, Writes
+from twin.service.db.writer_process import WriterProcess
 from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.resource_sync import sync_resources
 from twin.service.security.rate_limit import RateLimiter
@@ -64,6 +65,7 @@ from twin.service.security.roles import Action
 from twin.service.status_sync import apply_updates, callback_secret, notify
 from twin.service.twin_bridge import BridgeJob
 from twin.service.twin_snapshot import TwinLink
+from twin.service.workload_writes import NewWorkload, persist_cancel, persist_submission
 
 LOG = logging.getLogger("hcp.service")
 
@@ -95,7 +97,19 @@ class ServiceConfig:
     """Threads that run blocking request handlers (database reads) at once; fewer than
     the connection pool holds (db.engine.POOL_SIZE), so requests never wait on a
     connection being opened."""
+    writer_process: bool = False
+    """Commit writes in a process of their own (service.db.writer_process) rather than on
+    a thread of this one: what ``serve`` does, so writes never hold the event loop's GIL."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+WRITE_FUNCTION_MODULES = (
+    "twin.service.workload_writes",
+    "twin.service.status_sync",
+    "twin.service.resource_sync",
+)
+"""Modules defining the writes the service hands its writer (loaded by a writer process
+before it starts taking them)."""
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -108,7 +122,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         RateLimiter(config.rate_per_s, config.burst),
         principal_ttl_s=config.principal_ttl_s,
     )
-    writes = WriteQueue(sessions)
+    writes: Writes = (
+        WriterProcess(
+            engine.url.render_as_string(hide_password=False), preload=WRITE_FUNCTION_MODULES
+        )
+        if config.writer_process
+        else WriteQueue(sessions)
+    )
     reader = WorkloadReader(engine) if engine.dialect.name == "sqlite" else None
 
     @contextlib.asynccontextmanager
@@ -173,7 +193,7 @@ ERROR_DESCRIPTIONS = {
     "413": "request body too large",
     "422": "invalid request; errors name each field",
     "429": "rate limit exceeded; see Retry-After",
-    "503": "the twin has stopped",
+    "503": "the twin or the database writer has stopped",
 }
 
 
@@ -231,7 +251,7 @@ def _document_problems(app: FastAPI) -> None:
 def _routes(
     app: FastAPI,
     sessions: sessionmaker[Session],
-    writes: WriteQueue,
+    writes: Writes,
     auth: Authenticator,
     config: ServiceConfig,
     callbacks: CallbackSender,
@@ -247,6 +267,8 @@ def _routes(
         """Liveness: the database answers and the twin (if any) runs; 503 otherwise."""
         with sessions() as session:
             session.execute(text("SELECT 1"))
+        if not writes.alive:
+            return JSONResponse({"status": "writer stopped", "sim_time_s": None}, status_code=503)
         bridge = config.bridge
         if bridge is not None and not bridge.alive:
             return JSONResponse({"status": "twin stopped", "sim_time_s": None}, status_code=503)
@@ -299,41 +321,28 @@ def _routes(
             json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
 
-        def persist(session: Session) -> tuple[WorkloadRow, bool]:
-            """The workload and its audit entry, in one savepoint of a write batch."""
-            workload, created = repository.create_workload(
-                session,
-                customer_id,
-                workload_type=classification.type_name,
-                gpu_count=req.gpu_count or None,
-                gpu_type=req.gpu_type,
-                hashrate_ths=req.hashrate_ths or None,
-                requirements={
-                    **req.model_dump(mode="json"),
-                    "pricing": body.pricing,
-                    "usd_per_gpu_hour": price.usd_per_gpu_hour,
-                },
-                deadline_at=body.deadline,
-                callback_url=str(body.callback_url) if body.callback_url else None,
-                sla=sla,
-                estimated_start_at=estimated_start,
-                estimated_cost_usd=price.usd,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                customer_known=True,  # the authenticated key's customer
-            )
-            if created:
-                audit.append(
-                    session,
-                    principal.key_id,
-                    "submit_workload",
-                    workload.id,
-                    {"type": classification.type_name, "gpus": req.gpu_count},
-                )
-            return workload, created
-
+        new = NewWorkload(
+            customer_id=customer_id,
+            actor=principal.key_id,
+            workload_type=classification.type_name,
+            gpu_count=req.gpu_count or None,
+            gpu_type=req.gpu_type,
+            hashrate_ths=req.hashrate_ths or None,
+            requirements={
+                **req.model_dump(mode="json"),
+                "pricing": body.pricing,
+                "usd_per_gpu_hour": price.usd_per_gpu_hour,
+            },
+            deadline_at=body.deadline,
+            callback_url=str(body.callback_url) if body.callback_url else None,
+            sla=sla,
+            estimated_start_at=estimated_start,
+            estimated_cost_usd=price.usd,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
         try:
-            workload, created = await writes.call(persist)
+            workload, created = await writes.call(functools.partial(persist_submission, new))
         except repository.IdempotencyConflict as conflict:
             raise HTTPException(
                 409, [{"field": "Idempotency-Key", "reason": str(conflict)}]
@@ -377,13 +386,10 @@ def _routes(
         if not _is_id(workload_id):
             raise HTTPException(404, f"no workload {workload_id}")
 
-        def persist(session: Session) -> WorkloadRow:
-            workload = repository.cancel_workload(session, workload_id, customer_id=scope)
-            audit.append(session, principal.key_id, "cancel_workload", workload_id, {})
-            return workload
-
         try:
-            workload = writes.run(persist)
+            workload = writes.run(
+                functools.partial(persist_cancel, workload_id, scope, principal.key_id)
+            )
         except repository.WorkloadNotFound:
             raise HTTPException(404, f"no workload {workload_id}") from None
         except repository.InvalidTransition as error:

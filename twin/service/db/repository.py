@@ -125,6 +125,10 @@ class RepositoryError(ValueError):
         self.reason = reason
         super().__init__(f"{field}: {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its fields (it crosses from the writer process to the API's)."""
+        return type(self), (self.field, self.reason), self.__dict__
+
 
 class InvalidField(RepositoryError):
     """A value of the wrong type, out of range, or not one of the allowed values."""
@@ -156,6 +160,9 @@ class IdempotencyConflict(RepositoryError):
     def __init__(self, field: str, reason: str, workload_id: str) -> None:
         super().__init__(field, reason)
         self.workload_id = workload_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.field, self.reason, self.workload_id)
 
 
 # --------------------------------------------------------------------------- transactions

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -50,7 +51,40 @@ class _Write:
     future: Future[Any]
 
 
-class WriteQueue:
+class Writes(ABC):
+    """Where the service's writes go: each ``work(session)`` runs in a write transaction and
+    its future resolves once that transaction has committed. :class:`WriteQueue` runs them
+    on a thread of this process, :class:`~twin.service.db.writer_process.WriterProcess` in
+    a process of their own."""
+
+    @abstractmethod
+    def submit(self, work: Callable[[Session], T], *, background: bool = False) -> Future[T]:
+        """Queue ``work(session)``; its future resolves once its batch has committed.
+
+        ``background`` writes (bulk work nobody is waiting on, such as the twin's status
+        changes) go at most one per batch, so they never hold up a request's write by more
+        than one of them.
+        """
+
+    @abstractmethod
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued, then stop taking writes."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether writes are taken and committed."""
+        return True
+
+    def run(self, work: Callable[[Session], T], *, background: bool = False) -> T:
+        """``work(session)`` committed; blocks the calling thread until then."""
+        return self.submit(work, background=background).result()
+
+    async def call(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` committed; awaits without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(work))
+
+
+class WriteQueue(Writes):
     """A writer thread with group commit (see the module docstring).
 
     Args:
@@ -73,12 +107,6 @@ class WriteQueue:
         self._thread.start()
 
     def submit(self, work: Callable[[Session], T], *, background: bool = False) -> Future[T]:
-        """Queue ``work(session)``; its future resolves once its batch has committed.
-
-        ``background`` writes (bulk work nobody is waiting on, such as the twin's status
-        changes) go at most one per batch, so they never hold up a request's write by more
-        than one of them.
-        """
         future: Future[T] = Future()
         with self._ready:
             if self._closed:
@@ -86,14 +114,6 @@ class WriteQueue:
             (self._background if background else self._urgent).append(_Write(work, future))
             self._ready.notify()
         return future
-
-    def run(self, work: Callable[[Session], T], *, background: bool = False) -> T:
-        """``work(session)`` committed; blocks the calling thread until then."""
-        return self.submit(work, background=background).result()
-
-    async def call(self, work: Callable[[Session], T]) -> T:
-        """``work(session)`` committed; awaits without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(work))
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Commit what is queued, then stop the writer thread."""
