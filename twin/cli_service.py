@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     from twin.cli_live import live_options
     from twin.service.api.app import ServiceConfig, create_app
     from twin.service.db.engine import resolve_url
+    from twin.service.http_protocol import CoalescingHttpToolsProtocol
     from twin.service.status_sync import StatusSink, callback_secret
     from twin.service.twin_process import TwinProcess, TwinProcessError
 
@@ -142,6 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             log_level="warning",
+            http=CoalescingHttpToolsProtocol,
             ssl_keyfile=args.ssl_keyfile,
             ssl_certfile=args.ssl_certfile,
         )
