@@ -2,9 +2,9 @@
 in one write (one read, one executemany, the usage records of the workloads that completed),
 then the subscribers told (``callback_url``).
 
-Used by the API process for an in-process twin, and by the twin's own process when the
-service runs it apart (:mod:`service.twin_process`), so that applying a tick's thousands of
-changes never competes with requests for the API process's core.
+Used by the API process for an in-process twin, and by the writer process when the
+service runs the twin apart (:mod:`service.twin_process`, :class:`StatusFeed`), so that a
+tick's thousands of changes never compete with requests for the API process's core.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 
 from sqlalchemy.orm import Session
 
 from twin.service import metering
 from twin.service.callbacks import CallbackSender
 from twin.service.db import repository
-from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.repository import WorkloadRow
-from twin.service.db.write_queue import WriteQueue, Writes
+from twin.service.db.write_queue import Writes
 from twin.service.workload_exchange import JobUpdate
 
 LOG = logging.getLogger("hcp.service")
@@ -121,26 +121,33 @@ def apply_job_updates(updates: list[JobUpdate], session: Session) -> repository.
 
 
 @dataclass(frozen=True, slots=True)
-class StatusSink:
-    """Where a twin running in its own process writes its status changes.
+class StatusFeed:
+    """Where a twin running in its own process sends its status changes: a pipe to the
+    service's writer process (:mod:`service.db.writer_process`), which applies them with
+    :func:`feed_handler`, so the API process spends nothing on them.
 
     Attributes:
-        db_url: the service's database (SQLAlchemy URL, password included).
-        callback_secret: the HMAC key the service signs callbacks with.
+        connection: the sending end of the pipe.
     """
 
-    db_url: str
-    callback_secret: bytes
+    connection: Connection
 
     def open(self) -> Callable[[list[JobUpdate]], None]:
-        """A function that applies one tick's changes (its own engine, writer thread and
-        callback sender, for the life of the process)."""
-        sessions = session_factory(make_engine(self.db_url))
-        writes = WriteQueue(sessions)
-        callbacks = CallbackSender(self.callback_secret)
+        """A function that sends one tick's changes down the pipe."""
 
-        def apply(updates: list[JobUpdate]) -> None:
+        def send(updates: list[JobUpdate]) -> None:
             if updates:
-                apply_updates(writes, updates, callbacks)
+                self.connection.send(updates)
 
-        return apply
+        return send
+
+
+def feed_handler(secret: bytes, writes: Writes) -> Callable[[list[JobUpdate]], None]:
+    """In the writer process: what to do with each tick's changes from a
+    :class:`StatusFeed` (write them, then tell subscribers, signing with ``secret``)."""
+    callbacks = CallbackSender(secret)
+
+    def handle(updates: list[JobUpdate]) -> None:
+        apply_updates(writes, updates, callbacks)
+
+    return handle

@@ -17,9 +17,10 @@ Both hand the API's workloads to the scheduler through a
 - parent -> child: ``("jobs", [BridgeJob, ...])`` (submitted workloads) and ``("stop",)``;
 - child -> parent: ``("ready", TwinSnapshot)`` once the twin runs (live mode: after its
   first tick), then after every tick ``("tick", [JobUpdate, ...], TwinSnapshot)``; or
-  ``("failed", reason)`` if it could not start. With a ``status_sink`` the child writes
-  each tick's status changes into the database itself (:mod:`service.status_sync`) and
-  sends an empty list: the API process then spends nothing on them.
+  ``("failed", reason)`` if it could not start. With a ``status_feed`` the child sends
+  each tick's status changes to the service's writer process instead
+  (:class:`service.status_sync.StatusFeed`) and an empty list here: the API process then
+  spends nothing on them.
 
 A reader thread in the parent hands each tick's updates to ``on_update`` and keeps the
 latest snapshot. The child exits when the parent does (end of the pipe, and on Linux a
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from twin.scenario import Scenario
 from twin.service.child_process import die_with_parent
-from twin.service.status_sync import StatusSink
+from twin.service.status_sync import StatusFeed
 from twin.service.twin_bridge import TwinBridge
 from twin.service.twin_snapshot import TwinSnapshot
 from twin.service.workload_exchange import BridgeJob, JobUpdate, WorkloadExchange
@@ -69,8 +70,8 @@ class TwinProcess:
         background_demand: keep the scenario's synthetic demand running.
         start_timeout_s: how long :meth:`start` waits for the twin to run [s].
         live: run live mode with these options (None: sim mode).
-        status_sink: have the twin's process write its status changes into this database
-            itself (None: send them to ``on_update`` in this process).
+        status_feed: have the twin's process send its status changes down this pipe to
+            the writer process (None: send them to ``on_update`` in this process).
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class TwinProcess:
         background_demand: bool = True,
         start_timeout_s: float = 180.0,
         live: LiveOptions | None = None,
-        status_sink: StatusSink | None = None,
+        status_feed: StatusFeed | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed: must be > 0, got {speed}")
@@ -89,7 +90,7 @@ class TwinProcess:
         self.background_demand = background_demand
         self.start_timeout_s = start_timeout_s
         self.live = live
-        self.status_sink = status_sink
+        self.status_feed = status_feed
         self.on_update: Callable[[list[JobUpdate]], None] | None = None
         self._snapshot: TwinSnapshot | None = None
         self._early: list[BridgeJob] = []
@@ -144,7 +145,7 @@ class TwinProcess:
                 self.speed,
                 self.background_demand,
                 self.live,
-                self.status_sink,
+                self.status_feed,
             ),
             name="hcp-twin",
             daemon=True,
@@ -222,13 +223,13 @@ def _run_child(
     speed: float,
     background: bool,
     live: LiveOptions | None,
-    status_sink: StatusSink | None,
+    status_feed: StatusFeed | None,
 ) -> None:
     """The child's main function: run the sim or live twin until ``stop`` or until the
     parent goes away."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    deliver = _deliverer(connection, status_sink)
+    deliver = _deliverer(connection, status_feed)
     if live is None:
         _run_sim(connection, scenario, speed, background, deliver)
     else:
@@ -239,10 +240,10 @@ Deliver = Callable[[list[JobUpdate], TwinSnapshot], None]
 """Sends one tick's outcome to the parent (raises OSError once the parent is gone)."""
 
 
-def _deliverer(connection: Connection, status_sink: StatusSink | None) -> Deliver:
-    """After each tick: the status changes go to the database here (with a sink) or to the
+def _deliverer(connection: Connection, status_feed: StatusFeed | None) -> Deliver:
+    """After each tick: the status changes go down the status feed (if any) or to the
     parent with the snapshot."""
-    apply = status_sink.open() if status_sink is not None else None
+    apply = status_feed.open() if status_feed is not None else None
 
     def deliver(updates: list[JobUpdate], snapshot: TwinSnapshot) -> None:
         if apply is not None:

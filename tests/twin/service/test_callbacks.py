@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.twin.service.server import free_port, serve
 from twin.scenario import load_scenario
 from twin.service.api.app import ServiceConfig, create_app
 from twin.service.callbacks import CallbackSender, verify_signature
@@ -121,6 +124,51 @@ def test_status_changes_of_a_workload_reach_its_callback_url(db_url, receiver) -
     deadline = time.monotonic() + 5.0
     while len(endpoint.received) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    statuses = [p["status"] for p, *_ in endpoint.received if p["workload_id"] == workload_id]
+    assert statuses == ["running", "completed"]
+    assert all(verify_signature(SECRET, t, b, s) for _p, t, s, b in endpoint.received)
+
+
+def test_a_served_twin_s_status_changes_reach_the_callback_url(
+    db_url, receiver, monkeypatch
+) -> None:
+    """Under ``run.py serve`` the twin's status changes reach the database and the
+    subscriber by way of the writer process (service.status_sync.StatusFeed): the
+    workload reads completed through the API, and both notices arrive signed with the
+    service's secret."""
+    endpoint = receiver()
+    monkeypatch.setenv("HCP_CALLBACK_SECRET", SECRET.decode())
+    key = create_key(db_url, "customer", "Hana").key
+    port = free_port()
+    server = serve(db_url, port)
+    try:
+        body = json.dumps(
+            {
+                "requirements": {"gpu_count": 1, "estimated_duration_s": 300},
+                "callback_url": endpoint.url,
+            }
+        ).encode()
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        submit = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/workloads/submit", data=body, headers=headers
+        )
+        with urllib.request.urlopen(submit, timeout=5.0) as reply:
+            workload_id = json.loads(reply.read())["workload_id"]
+        status = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/workloads/{workload_id}/status", headers=headers
+        )
+        deadline = time.monotonic() + 30.0
+        seen = ""
+        while seen != "completed" and time.monotonic() < deadline:
+            with urllib.request.urlopen(status, timeout=5.0) as reply:
+                seen = json.loads(reply.read())["status"]
+            time.sleep(0.1)
+        assert seen == "completed"
+        while len(endpoint.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
     statuses = [p["status"] for p, *_ in endpoint.received if p["workload_id"] == workload_id]
     assert statuses == ["running", "completed"]
     assert all(verify_signature(SECRET, t, b, s) for _p, t, s, b in endpoint.received)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from typing import Any
 
 from anyio import to_thread
@@ -63,7 +64,7 @@ from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.resource_sync import sync_resources
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
-from twin.service.status_sync import apply_updates, callback_secret, notify
+from twin.service.status_sync import apply_updates, callback_secret, feed_handler, notify
 from twin.service.twin_bridge import BridgeJob
 from twin.service.twin_snapshot import TwinLink
 from twin.service.workload_writes import NewWorkload, persist_cancel, persist_submission
@@ -101,6 +102,10 @@ class ServiceConfig:
     writer_process: bool = False
     """Commit writes in a process of their own (service.db.writer_process) rather than on
     a thread of this one: what ``serve`` does, so writes never hold the event loop's GIL."""
+    status_feed: Connection | None = None
+    """The receiving end of the twin process's status changes
+    (service.status_sync.StatusFeed): the writer process applies them (needs
+    ``writer_process``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,9 +133,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
         RateLimiter(config.rate_per_s, config.burst),
         principal_ttl_s=config.principal_ttl_s,
     )
+    if config.status_feed is not None and not config.writer_process:
+        raise ValueError("status_feed: needs writer_process")
     writes: Writes = (
         WriterProcess(
-            engine.url.render_as_string(hide_password=False), preload=WRITE_FUNCTION_MODULES
+            engine.url.render_as_string(hide_password=False),
+            preload=WRITE_FUNCTION_MODULES,
+            feed=config.status_feed,
+            feed_handler=functools.partial(feed_handler, _callback_secret(config))
+            if config.status_feed is not None
+            else None,
         )
         if config.writer_process
         else WriteQueue(sessions)

@@ -52,6 +52,9 @@ LOG = logging.getLogger("hcp.service.writes")
 
 T = TypeVar("T")
 
+FeedHandler = Callable[[Writes], Callable[[Any], None]]
+"""Builds, in the writer process, the handler of each message of a feed."""
+
 
 class WriterProcessError(RuntimeError):
     """The writer process did not start, stopped, or could not return a write's outcome."""
@@ -66,6 +69,10 @@ class WriterProcess(Writes):
         preload: modules the child imports before it says it is ready (those defining the
             write functions), so the first write does not wait on imports.
         start_timeout_s: how long to wait for the child to open the database [s].
+        feed: the receiving end of a pipe another process sends work down directly (the
+            twin's status changes), so that it never passes through this process.
+        feed_handler: called in the child with its writes; returns what handles each
+            message from ``feed`` (picklable: a module-level function or a partial).
 
     Raises:
         WriterProcessError: the child could not open the database in time.
@@ -78,12 +85,16 @@ class WriterProcess(Writes):
         max_batch: int = 256,
         preload: Sequence[str] = (),
         start_timeout_s: float = 60.0,
+        feed: Connection | None = None,
+        feed_handler: FeedHandler | None = None,
     ) -> None:
+        if (feed is None) != (feed_handler is None):
+            raise ValueError("feed and feed_handler: give both or neither")
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
         self._process = context.Process(
             target=_serve_writes,
-            args=(child_end, db_url, max_batch, tuple(preload)),
+            args=(child_end, db_url, max_batch, tuple(preload), feed, feed_handler),
             name="hcp-writer",
             daemon=True,
         )
@@ -195,10 +206,15 @@ def _resolve(future: Future[Any], ok: bool, pickled: bytes) -> None:
 
 
 def _serve_writes(
-    connection: Connection, db_url: str, max_batch: int, preload: tuple[str, ...]
+    connection: Connection,
+    db_url: str,
+    max_batch: int,
+    preload: tuple[str, ...],
+    feed: Connection | None,
+    feed_handler: FeedHandler | None,
 ) -> None:
-    """The child's main function: commit the parent's writes until it says ``close`` or
-    goes away, then commit what is queued."""
+    """The child's main function: commit the parent's writes (and handle the feed's
+    messages) until the parent says ``close`` or goes away, then commit what is queued."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
@@ -211,6 +227,10 @@ def _serve_writes(
     except Exception as error:  # reported to the parent, which raises it
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return
+    if feed is not None and feed_handler is not None:
+        threading.Thread(
+            target=_drain_feed, args=(feed, feed_handler(writes)), name="hcp-feed", daemon=True
+        ).start()
     send_lock = threading.Lock()
     connection.send(("ready", None))
     while True:
@@ -249,3 +269,16 @@ def _answer(connection: Connection, send_lock: threading.Lock, seq: int, done: F
         )
     with send_lock, contextlib.suppress(OSError):  # the parent is gone: nobody to tell
         connection.send((seq, ok, pickled))
+
+
+def _drain_feed(feed: Connection, handle: Callable[[Any], None]) -> None:
+    """Hand each message of ``feed`` to ``handle`` until the sender goes away."""
+    while True:
+        try:
+            message = feed.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            handle(message)
+        except Exception:  # one bad message must not stop the ones after it
+            LOG.exception("a message of the writer's feed was not handled")
