@@ -32,7 +32,7 @@ LOG = logging.getLogger("hcp.service")
 CALLBACK_SECRET_ENV = "HCP_CALLBACK_SECRET"
 """Environment variable holding the HMAC key of status callbacks."""
 
-UPDATE_CHUNK = 50
+UPDATE_CHUNK = 25
 """Status changes of the twin applied per write (one read and one executemany each)."""
 
 

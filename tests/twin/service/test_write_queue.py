@@ -87,24 +87,34 @@ def test_a_failing_write_rolls_back_alone(engine: Engine) -> None:
         assert audit.verify(session).ok
 
 
-def test_background_writes_go_one_per_batch_behind_requests(engine: Engine) -> None:
-    """Background writes queued before request writes do not delay them: each batch takes
-    every waiting request write and at most one background write."""
+def test_background_writes_take_turns_with_requests_one_per_transaction(engine: Engine) -> None:
+    """Background writes (the twin's status changes) never share a transaction with
+    request writes, and take turns with them: after each batch of request writes, one
+    background write. So a request's write waits for at most one background write, and
+    background writes are not starved by a steady stream of requests."""
     sessions = session_factory(engine)
     writes = WriteQueue(sessions)
-    gate = threading.Event()
-    order: list[str] = []
-    writes.submit(lambda _session: gate.wait(10))
+    running, gate = threading.Event(), threading.Event()
+    ran: list[tuple[str, int]] = []  # (write, transactions committed before it)
+
+    def hold(_session: Session) -> None:
+        running.set()
+        gate.wait(10)
+
+    writes.submit(hold)
+    assert running.wait(10)
     background: list[Future[None]] = [
-        writes.submit(lambda _s, i=i: order.append(f"b{i}"), background=True) for i in range(3)
+        writes.submit(lambda _s, i=i: ran.append((f"b{i}", writes.batches)), background=True)
+        for i in range(3)
     ]
-    urgent = [writes.submit(lambda _s, i=i: order.append(f"u{i}")) for i in range(3)]
+    urgent = [
+        writes.submit(lambda _s, i=i: ran.append((f"u{i}", writes.batches))) for i in range(3)
+    ]
     gate.set()
     for future in background + urgent:
         future.result(10)
     writes.close()
-    assert order[:4] == ["u0", "u1", "u2", "b0"]
-    assert order[4:] == ["b1", "b2"]
+    assert ran == [("b0", 1), ("u0", 2), ("u1", 2), ("u2", 2), ("b1", 3), ("b2", 4)]
 
 
 def test_a_closed_queue_refuses_writes_and_commits_what_it_held(engine: Engine) -> None:

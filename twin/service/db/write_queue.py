@@ -62,8 +62,8 @@ class Writes(ABC):
         """Queue ``work(session)``; its future resolves once its batch has committed.
 
         ``background`` writes (bulk work nobody is waiting on, such as the twin's status
-        changes) go at most one per batch, so they never hold up a request's write by more
-        than one of them.
+        changes) are committed one per transaction, taking turns with batches of the
+        others, so a request's write waits for at most one of them.
         """
 
     @abstractmethod
@@ -127,17 +127,20 @@ class WriteQueue(Writes):
     # ------------------------------------------------------------------ writer thread
 
     def _run(self) -> None:
+        background_turn = False
         while True:
             with self._ready:
                 while not (self._urgent or self._background or self._closed):
                     self._ready.wait()
                 if not (self._urgent or self._background):
                     return  # closed and drained
-                batch = [
-                    self._urgent.popleft() for _ in range(min(len(self._urgent), self._max_batch))
-                ]
-                if self._background:
-                    batch.append(self._background.popleft())
+                if self._urgent and not (background_turn and self._background):
+                    count = min(len(self._urgent), self._max_batch)
+                    batch = [self._urgent.popleft() for _ in range(count)]
+                    background_turn = True
+                else:
+                    batch = [self._background.popleft()]
+                    background_turn = False
             self._commit(batch)
 
     def _commit(self, batch: list[_Write]) -> None:
