@@ -11,16 +11,19 @@ import time
 from concurrent.futures import Future
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from twin.service import audit
+from twin.service.api.app import ServiceConfig, create_app
 from twin.service.db import repository as repo
 from twin.service.db.engine import session_factory
 from twin.service.db.models import AuditEntry, Workload
 from twin.service.db.repository import WorkloadRow
 from twin.service.db.write_queue import WriteQueueClosedError
 from twin.service.db.writer_process import WriterProcess, WriterProcessError
+from twin.service.keys import create_key
 
 
 def submit_write(customer_id: str, session: Session) -> WorkloadRow:
@@ -154,3 +157,27 @@ def test_a_database_it_cannot_open_is_reported_at_start(tmp_path) -> None:
     (tmp_path / "no").write_text("a file where a folder should be")
     with pytest.raises(WriterProcessError, match="did not start"):
         WriterProcess(f"sqlite:///{missing_dir_file}")
+
+
+def test_the_api_answers_503_once_its_writer_process_has_died(db_url: str) -> None:
+    """With the writer process dead, /healthz says so and a submit gets a 503 problem
+    (not a 500, not a hang); reads still work."""
+    key = create_key(db_url, "customer", "Ines").key
+    app = create_app(ServiceConfig(db_url=db_url, writer_process=True))
+    with TestClient(app) as client:
+        body = {"requirements": {"gpu_count": 1, "estimated_duration_s": 600}}
+        first = client.post("/v1/workloads/submit", json=body, headers={"X-API-Key": key})
+        assert first.status_code == 201
+        writer = app.state.writes
+        os.kill(writer.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while writer.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["status"] == "writer stopped"
+        refused = client.post("/v1/workloads/submit", json=body, headers={"X-API-Key": key})
+        assert refused.status_code == 503
+        assert "writer has stopped" in refused.json()["title"]
+        workload_id = first.json()["workload_id"]
+        status = client.get(f"/v1/workloads/{workload_id}/status", headers={"X-API-Key": key})
+        assert status.status_code == 200 and status.json()["status"] == "queued"

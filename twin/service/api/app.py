@@ -58,8 +58,8 @@ from twin.service.db.migrate import upgrade
 from twin.service.db.models import Customer
 from twin.service.db.repository import WorkloadRow
 from twin.service.db.workload_reader import WorkloadReader
-from twin.service.db.write_queue import WriteQueue, Writes
-from twin.service.db.writer_process import WriterProcess
+from twin.service.db.write_queue import WriteQueue, WriteQueueClosedError, Writes
+from twin.service.db.writer_process import WriterProcess, WriterProcessError
 from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.resource_sync import sync_resources
 from twin.service.security.rate_limit import RateLimiter
@@ -699,6 +699,14 @@ def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         problems: list[dict[str, str]] = detail if isinstance(detail, list) else []
         title = detail if isinstance(detail, str) else "invalid request"
         return _problem(error.status_code, title, problems, dict(error.headers or {}))
+
+    @app.exception_handler(WriteQueueClosedError)
+    @app.exception_handler(WriterProcessError)
+    async def writer_stopped(request: Request, error: Exception) -> JSONResponse:
+        LOG.error("%s %s: %s", request.method, request.url.path, error)
+        return _problem(
+            503, "the database writer has stopped; retry with the same Idempotency-Key", []
+        )
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, error: Exception) -> JSONResponse:
