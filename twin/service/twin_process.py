@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import multiprocessing
 import signal
 import threading
 import time
@@ -43,7 +42,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from twin.scenario import Scenario
-from twin.service.child_process import die_with_parent
+from twin.service.child_process import die_with_parent, start_child
 from twin.service.status_sync import StatusFeed
 from twin.service.twin_bridge import TwinBridge
 from twin.service.twin_snapshot import TwinSnapshot
@@ -135,12 +134,9 @@ class TwinProcess:
         Raises:
             TwinProcessError: the twin did not come up within ``start_timeout_s``.
         """
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        self._process = context.Process(
-            target=_run_child,
-            args=(
-                child_end,
+        self._process, parent_end, detail = start_child(
+            _run_child,
+            (
                 self.scenario,
                 self.speed,
                 self.background_demand,
@@ -148,24 +144,10 @@ class TwinProcess:
                 self.status_feed,
             ),
             name="hcp-twin",
-            daemon=True,
+            what="the twin",
+            timeout_s=self.start_timeout_s,
+            error=TwinProcessError,
         )
-        self._process.start()
-        child_end.close()
-        if not parent_end.poll(self.start_timeout_s):
-            self._process.kill()
-            raise TwinProcessError(f"the twin was not built within {self.start_timeout_s:.0f} s")
-        try:
-            kind, detail = parent_end.recv()
-        except EOFError:
-            self._process.join(5.0)
-            raise TwinProcessError("the twin process exited while starting") from None
-        if kind == "failed":
-            self._process.join(30.0)
-            raise TwinProcessError(f"the twin did not start: {detail}")
-        if kind != "ready":
-            self._process.kill()
-            raise TwinProcessError(f"the twin process said {kind!r} instead of 'ready'")
         self._snapshot = detail
         with self._send_lock:
             self._connection = parent_end

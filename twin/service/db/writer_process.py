@@ -32,7 +32,6 @@ import contextlib
 import functools
 import importlib
 import logging
-import multiprocessing
 import pickle
 import signal
 import threading
@@ -44,7 +43,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from twin.service.child_process import die_with_parent
+from twin.service.child_process import die_with_parent, start_child
 from twin.service.db.engine import make_engine, session_factory
 from twin.service.db.write_queue import WriteQueue, WriteQueueClosedError, Writes
 
@@ -90,27 +89,14 @@ class WriterProcess(Writes):
     ) -> None:
         if (feed is None) != (feed_handler is None):
             raise ValueError("feed and feed_handler: give both or neither")
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        self._process = context.Process(
-            target=_serve_writes,
-            args=(child_end, db_url, max_batch, tuple(preload), feed, feed_handler),
+        self._process, parent_end, _ = start_child(
+            _serve_writes,
+            (db_url, max_batch, tuple(preload), feed, feed_handler),
             name="hcp-writer",
-            daemon=True,
+            what="the writer process",
+            timeout_s=start_timeout_s,
+            error=WriterProcessError,
         )
-        self._process.start()
-        child_end.close()
-        if not parent_end.poll(start_timeout_s):
-            self._process.kill()
-            raise WriterProcessError(f"the writer process did not start in {start_timeout_s} s")
-        try:
-            kind, detail = parent_end.recv()
-        except EOFError:
-            self._process.join(5.0)
-            raise WriterProcessError("the writer process exited while starting") from None
-        if kind != "ready":
-            self._process.join(5.0)
-            raise WriterProcessError(f"the writer process did not start: {detail}")
         self._connection = parent_end
         self._lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
