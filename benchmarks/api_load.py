@@ -15,6 +15,7 @@ process and its children (the writer process and the twin).
    missing (must be 0).
 
 Usage: python benchmarks/api_load.py [--rate 500] [--seconds 60] [--ramp 300,400,...,1000]
+       [--postgres postgresql://USER:PASSWORD@HOST/DB]
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -169,11 +172,17 @@ def crash_test(db_url: str, key: str, port: int) -> dict[str, int]:
     return {"acknowledged_before_kill": len(acknowledged), "missing_after_restart": missing}
 
 
-def fresh_run(rate: float, seconds: float) -> tuple[dict[str, float], str, str]:
-    """``measured`` on a fresh database and server (no backlog from an earlier run);
-    returns the figures, the database URL and a customer key on it."""
-    folder = Path(tempfile.mkdtemp(prefix="hcp-load-"))
-    db_url = f"sqlite:///{folder / 'hcp.db'}"
+def fresh_run(
+    rate: float, seconds: float, postgres_url: str | None
+) -> tuple[dict[str, float], str, str]:
+    """``measured`` on a fresh server and a fresh database (SQLite file, or PostgreSQL on
+    the server of ``postgres_url``): no backlog from an earlier run. Returns the figures,
+    the database URL and a customer key on it."""
+    if postgres_url is None:
+        folder = Path(tempfile.mkdtemp(prefix="hcp-load-"))
+        db_url = f"sqlite:///{folder / 'hcp.db'}"
+    else:
+        db_url = fresh_postgres_database(postgres_url)
     key = create_key(db_url, "customer", "Load").key
     port = free_port()
     server = start(db_url, port)
@@ -184,25 +193,80 @@ def fresh_run(rate: float, seconds: float) -> tuple[dict[str, float], str, str]:
         server.wait(15)
 
 
+CREATED_DATABASES: list[str] = []
+"""URLs of the PostgreSQL databases this run created (dropped at its end)."""
+
+
+def fresh_postgres_database(server_url: str) -> str:
+    """A new, empty database on the PostgreSQL server of ``server_url`` (whose user may
+    create databases); returns its URL."""
+    name = f"hcp_load_{uuid.uuid4().hex[:10]}"
+    _administer(server_url, f'CREATE DATABASE "{name}"')
+    created = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    CREATED_DATABASES.append(created)
+    return created
+
+
+def drop_created_databases() -> None:
+    for created in CREATED_DATABASES:
+        name = make_url(created).database
+        _administer(created, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', on="postgres")
+    CREATED_DATABASES.clear()
+
+
+def _administer(url: str, statement: str, on: str | None = None) -> None:
+    """Run ``statement`` outside a transaction, on ``url``'s database or on ``on``."""
+    target = make_url(url) if on is None else make_url(url).set(database=on)
+    admin = create_engine(target, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _line(result: dict[str, float]) -> str:
+    return (
+        f"{result['achieved_per_s']:.0f} req/s: p50 {result['p50_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, errors {result['errors']:.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--ramp", default="300,400,500,600,700,800,900,1000")
     parser.add_argument("--ramp-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL: a server URL whose user may create databases (each run "
+        "gets a fresh one); default: a fresh SQLite file per run",
+    )
     args = parser.parse_args()
-    target, db_url, key = fresh_run(args.rate, args.seconds)
+    _say(f"target: {args.rate:.0f} req/s for {args.seconds:.0f} s ...")
+    target, db_url, key = fresh_run(args.rate, args.seconds, args.postgres)
+    _say(f"  {_line(target)}")
     figures: dict[str, object] = {"target": target}
     ramp = []
     for rate in [float(x) for x in args.ramp.split(",") if x]:
-        result, _, _ = fresh_run(rate, args.ramp_seconds)
+        _say(f"ramp: {rate:.0f} req/s for {args.ramp_seconds:.0f} s ...")
+        result, _, _ = fresh_run(rate, args.ramp_seconds, args.postgres)
+        _say(f"  {_line(result)}")
         ramp.append(result)
         if result["errors"] or result["p99_ms"] > 50.0:
             break
     held = [r["rate_asked"] for r in ramp if not r["errors"] and r["p99_ms"] <= 50.0]
     figures["ramp"] = ramp
     figures["highest_rate_held"] = max(held) if held else 0.0
+    _say("SIGKILL under load, restart, count the acknowledged workloads missing ...")
     figures["sigkill"] = crash_test(db_url, key, free_port())
+    drop_created_databases()
     print(json.dumps(figures, indent=2))
 
 
