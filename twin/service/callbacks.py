@@ -74,7 +74,6 @@ class CallbackSender:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.clock = clock
-        self.deliveries: list[Delivery] = []
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="callbacks", daemon=True)
         self._thread.start()
@@ -82,7 +81,6 @@ class CallbackSender:
     def notify(self, url: str, payload: Mapping[str, Any]) -> Delivery:
         """Queue a notice; returns its delivery record (filled in as it goes)."""
         delivery = Delivery(url, dict(payload))
-        self.deliveries.append(delivery)
         self._queue.put(delivery)
         return delivery
 

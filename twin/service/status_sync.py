@@ -142,12 +142,18 @@ class StatusFeed:
         return send
 
 
-def feed_handler(secret: bytes, writes: Writes) -> Callable[[list[JobUpdate]], None]:
-    """In the writer process: what to do with each tick's changes from a
-    :class:`StatusFeed` (write them, then tell subscribers, signing with ``secret``)."""
-    callbacks = CallbackSender(secret)
+class StatusFeedHandler:
+    """In the writer process: what it does with each tick's changes from a
+    :class:`StatusFeed` (write them, then tell subscribers, signing with ``secret``).
+    Pass ``functools.partial(StatusFeedHandler, secret)`` as the writer's feed handler."""
 
-    def handle(updates: list[JobUpdate]) -> None:
-        apply_updates(writes, updates, callbacks)
+    def __init__(self, secret: bytes, writes: Writes) -> None:
+        self._writes = writes
+        self._callbacks = CallbackSender(secret)
 
-    return handle
+    def __call__(self, updates: list[JobUpdate]) -> None:
+        apply_updates(self._writes, updates, self._callbacks)
+
+    def close(self) -> None:
+        """Send the notices still queued, then stop."""
+        self._callbacks.close()

@@ -64,7 +64,12 @@ from twin.service.fleet_metrics import fleet_metrics_lines
 from twin.service.resource_sync import sync_resources
 from twin.service.security.rate_limit import RateLimiter
 from twin.service.security.roles import Action
-from twin.service.status_sync import apply_updates, callback_secret, feed_handler, notify
+from twin.service.status_sync import (
+    StatusFeedHandler,
+    apply_updates,
+    callback_secret,
+    notify,
+)
 from twin.service.twin_bridge import BridgeJob
 from twin.service.twin_snapshot import TwinLink
 from twin.service.workload_writes import NewWorkload, persist_cancel, persist_submission
@@ -140,7 +145,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             engine.url.render_as_string(hide_password=False),
             preload=WRITE_FUNCTION_MODULES,
             feed=config.status_feed,
-            feed_handler=functools.partial(feed_handler, _callback_secret(config))
+            feed_handler=functools.partial(StatusFeedHandler, _callback_secret(config))
             if config.status_feed is not None
             else None,
         )

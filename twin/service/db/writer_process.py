@@ -71,7 +71,9 @@ class WriterProcess(Writes):
         feed: the receiving end of a pipe another process sends work down directly (the
             twin's status changes), so that it never passes through this process.
         feed_handler: called in the child with its writes; returns what handles each
-            message from ``feed`` (picklable: a module-level function or a partial).
+            message from ``feed`` (picklable: a module-level function, class or partial);
+            if that has a ``close()``, it is called once the writes are committed at the
+            end.
 
     Raises:
         WriterProcessError: the child could not open the database in time.
@@ -213,10 +215,10 @@ def _serve_writes(
     except Exception as error:  # reported to the parent, which raises it
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return
-    if feed is not None and feed_handler is not None:
-        threading.Thread(
-            target=_drain_feed, args=(feed, feed_handler(writes)), name="hcp-feed", daemon=True
-        ).start()
+    handle = feed_handler(writes) if feed_handler is not None else None
+    if feed is not None and handle is not None:
+        drain = threading.Thread(target=_drain_feed, args=(feed, handle), daemon=True)
+        drain.start()
     send_lock = threading.Lock()
     connection.send(("ready", None))
     while True:
@@ -237,6 +239,8 @@ def _serve_writes(
             continue
         writes.submit(work, background=background).add_done_callback(answer)
     writes.close()
+    if handle is not None and hasattr(handle, "close"):
+        handle.close()  # e.g. send what the handler still has queued
     with contextlib.suppress(OSError):
         connection.send(("closed", None))
     engine.dispose()
