@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -111,27 +112,51 @@ async def load(url: str, key: str, rate: float, seconds: float) -> dict[str, flo
     return result
 
 
-def cpu_s(pid: int) -> float:
-    """CPU time [s] of process ``pid`` and its children that ran so far (Linux /proc)."""
-    total = 0.0
-    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+def _server_processes(pid: int) -> list[Path]:
+    """/proc folders of process ``pid`` and its children (the writer, the twin)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            found.append(stat.parent)
+    return found
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time [s] of process ``pid`` and its children that ran so far (Linux /proc)."""
+    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for folder in _server_processes(pid):
+        with contextlib.suppress(OSError):
+            fields = (folder / "stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) * tick_s
     return total
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory [MiB] of process ``pid`` and its children (Linux /proc)."""
+    total_kib = 0
+    for folder in _server_processes(pid):
+        with contextlib.suppress(OSError, StopIteration):
+            status = (folder / "status").read_text().splitlines()
+            total_kib += int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+    return total_kib / 1024.0
+
+
 def measured(server: subprocess.Popen[bytes], url: str, key: str, rate: float, seconds: float):
-    """:func:`load`, plus the server's CPU time per request [ms] (twin process included)."""
+    """:func:`load`, plus the server's CPU time per request [ms] and its resident memory
+    before and after [MiB] (the writer and twin processes included)."""
     before = cpu_s(server.pid)
+    rss_before = rss_mib(server.pid)
     result = asyncio.run(load(url, key, rate, seconds))
     result["server_cpu_ms_per_request"] = round(
         (cpu_s(server.pid) - before) * 1000.0 / result["requests"], 3
     )
+    result["server_rss_mib_before"] = round(rss_before, 1)
+    result["server_rss_mib_after"] = round(rss_mib(server.pid), 1)
     return result
 
 
