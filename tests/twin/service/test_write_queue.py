@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -14,6 +17,8 @@ from twin.service.db import repository as repo
 from twin.service.db.engine import session_factory
 from twin.service.db.models import AuditEntry, Workload
 from twin.service.db.write_queue import WriteQueue, WriteQueueClosedError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _submit_write(customer_id: str, gpus: int = 1):
@@ -175,3 +180,28 @@ def test_bulk_status_changes_match_one_by_one_and_refuse_what_cannot_apply(
         repo.set_status(session, ids[2], "running")
         one_by_one = repo.get_workload(session, ids[2])
     assert one_by_one is not None and one_by_one.status == stored[ids[0]].status
+
+
+def test_the_chain_stays_one_when_another_process_appends_between_commits(
+    engine: Engine, db_url: str
+) -> None:
+    """This process appends, ``run.py keys create`` (another process) appends, this
+    process appends again: the later entry follows the other process's, though this
+    process last committed the one before (a stale head is caught, not forked)."""
+    sessions = session_factory(engine)
+    with sessions() as session:
+        audit.record(session, "key", "first", "t1", {})
+    created = subprocess.run(
+        [sys.executable, "run.py", "keys", "create", "--role", "operator", "--db", db_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    with sessions() as session:
+        audit.record(session, "key", "after the other process", "t2", {})
+        report = audit.verify(session)
+        actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert report.ok, report
+    assert actions == ["first", "create_key", "after the other process"]
