@@ -140,12 +140,15 @@ def create_app(config: ServiceConfig) -> FastAPI:
     )
     if config.status_feed is not None and not config.writer_process:
         raise ValueError("status_feed: needs writer_process")
+    # One key for every signed callback, whichever process sends it (a random key, when
+    # none is configured, is drawn once).
+    signing_key = config.callback_secret or callback_secret()
     writes: Writes = (
         WriterProcess(
             engine.url.render_as_string(hide_password=False),
             preload=WRITE_FUNCTION_MODULES,
             feed=config.status_feed,
-            feed_handler=functools.partial(StatusFeedHandler, _callback_secret(config))
+            feed_handler=functools.partial(StatusFeedHandler, signing_key)
             if config.status_feed is not None
             else None,
         )
@@ -187,7 +190,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.state.writes = writes
     app.state.reader = reader
     app.state.config = config
-    callbacks = CallbackSender(_callback_secret(config))
+    callbacks = CallbackSender(signing_key)
     app.state.callbacks = callbacks
     _install_error_handlers(app, config.max_body_bytes)
     if config.bridge is not None:
@@ -675,10 +678,6 @@ def _resume(sessions: sessionmaker[Session], bridge: TwinLink) -> int:
     if resumed:
         LOG.warning("resumed %d queued or running workloads from the database", resumed)
     return resumed
-
-
-def _callback_secret(config: ServiceConfig) -> bytes:
-    return config.callback_secret or callback_secret()
 
 
 def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
